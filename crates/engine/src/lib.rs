@@ -1,1 +1,13 @@
-//! placeholder
+//! The HAMMER storage engine: devices, volume sets, the buffer cache and the
+//! translation of zone offsets to bytes on a device. Everything above (the
+//! CLI's offline directives, newfs, later the mount) reaches the disk
+//! through here.
+
+pub mod cache;
+pub mod device;
+pub mod error;
+pub mod volume;
+
+pub use device::{Device, FileDevice, MemDevice};
+pub use error::{Error, Result};
+pub use volume::{OpenOptions, Volume, VolumeSet};

@@ -1,0 +1,115 @@
+//! Access to the golden fixtures made by DragonFly's real tools
+//! (`../shared/fixtures`, or `$HAMMERFS_FIXTURES`): their metadata, their
+//! reference dumps, and their images decompressed into a temporary folder
+//! and extended to full size (sparse).
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+pub fn fixtures_dir() -> PathBuf {
+    if let Ok(p) = std::env::var("HAMMERFS_FIXTURES") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+}
+
+/// Every fixture folder name, sorted.
+pub fn all_fixtures() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(fixtures_dir())
+        .expect("fixtures folder (set HAMMERFS_FIXTURES)")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("meta.json").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn meta(name: &str) -> serde_json::Value {
+    let p = fixtures_dir().join(name).join("meta.json");
+    serde_json::from_reader(File::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+/// Reads a fixture text file, decompressing `.xz` transparently.
+pub fn read_text(name: &str, file: &str) -> Vec<u8> {
+    let p = fixtures_dir().join(name).join(file);
+    let f = File::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let mut out = Vec::new();
+    if file.ends_with(".xz") {
+        xz2::read::XzDecoder::new(BufReader::new(f)).read_to_end(&mut out).unwrap();
+    } else {
+        BufReader::new(f).read_to_end(&mut out).unwrap();
+    }
+    out
+}
+
+/// The reference output stored under `outputs.<key>` in meta.json.
+pub fn expected_output(name: &str, key: &str) -> Option<Vec<u8>> {
+    let m = meta(name);
+    let file = m["outputs"][key]["file"].as_str()?;
+    Some(read_text(name, file))
+}
+
+/// A fixture's images, decompressed into a fresh temporary folder under
+/// their own names (`vol0.img`, …) and extended to their full size.
+pub struct Materialized {
+    pub dir: tempfile::TempDir,
+    pub files: Vec<String>,
+}
+
+impl Materialized {
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+    /// `vol0.img:vol1.img`, as the fixture commands name them.
+    pub fn spec(&self) -> String {
+        self.files.join(":")
+    }
+}
+
+/// None for TEXT ONLY fixtures.
+pub fn materialize(name: &str) -> Option<Materialized> {
+    let m = meta(name);
+    if !m["image_stored"].as_bool().unwrap_or(false) {
+        return None;
+    }
+    let dir = tempfile::Builder::new().prefix("hammerfs-fixture-").tempdir().unwrap();
+    let mut files = Vec::new();
+    for v in m["volumes"].as_array().unwrap() {
+        let file = v["file"].as_str().unwrap().to_string();
+        let stored = v["stored"].as_str().unwrap();
+        let size = v["size"].as_u64().unwrap();
+        let src = File::open(fixtures_dir().join(name).join(stored)).unwrap();
+        let mut dec = xz2::read::XzDecoder::new(BufReader::with_capacity(1 << 20, src));
+        let out_path = dir.path().join(&file);
+        let mut out = File::create(&out_path).unwrap();
+        // Write non-zero 64 KiB chunks only, so the image stays sparse.
+        let mut buf = vec![0u8; 1 << 16];
+        let mut pos = 0u64;
+        loop {
+            let mut n = 0;
+            while n < buf.len() {
+                let k = dec.read(&mut buf[n..]).unwrap();
+                if k == 0 {
+                    break;
+                }
+                n += k;
+            }
+            if n == 0 {
+                break;
+            }
+            if buf[..n].iter().any(|&b| b != 0) {
+                use std::io::{Seek, SeekFrom};
+                out.seek(SeekFrom::Start(pos)).unwrap();
+                out.write_all(&buf[..n]).unwrap();
+            }
+            pos += n as u64;
+        }
+        assert_eq!(pos, v["stored_len"].as_u64().unwrap(), "{name}/{stored}: decompressed length");
+        out.set_len(size).unwrap();
+        files.push(file);
+    }
+    Some(Materialized { dir, files })
+}
