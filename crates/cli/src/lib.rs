@@ -1,1 +1,37 @@
-//! placeholder
+//! The hammerfs command-line tools: `newfs_hammer` and `hammer(8)`. Each
+//! `hammer` directive is a module writing to injected writers, so tests
+//! capture its output byte for byte; the binaries only wire up stdio and
+//! exit codes. Output formats follow DragonFly's tools exactly.
+
+pub mod cmd_blockmap;
+pub mod cmd_checkmap;
+pub mod cmd_namekey;
+pub mod cmd_show;
+pub mod cmd_show_undo;
+pub mod common;
+pub mod hammer;
+pub mod newfs;
+
+/// An error that ends a command: printed as `<prog>: <message>`, exit 1.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<hammer_engine::Error> for CliError {
+    fn from(e: hammer_engine::Error) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+pub type CliResult<T> = Result<T, CliError>;

@@ -30,7 +30,14 @@ impl BufferCache {
     /// A cache of at most `bytes` of buffers (at least 16 buffers).
     pub fn new(bytes: usize) -> BufferCache {
         let capacity = (bytes / BUFSIZE).max(16);
-        BufferCache { inner: Mutex::new(Inner { map: HashMap::new(), slots: Vec::new(), hand: 0 }), capacity }
+        BufferCache {
+            inner: Mutex::new(Inner {
+                map: HashMap::new(),
+                slots: Vec::new(),
+                hand: 0,
+            }),
+            capacity,
+        }
     }
 
     pub fn get(&self, vol: u32, off: u64) -> Option<Buffer> {
@@ -49,7 +56,11 @@ impl BufferCache {
         }
         if g.slots.len() < self.capacity {
             let i = g.slots.len();
-            g.slots.push(Slot { key, buf, referenced: false });
+            g.slots.push(Slot {
+                key,
+                buf,
+                referenced: false,
+            });
             g.map.insert(key, i);
             return;
         }
@@ -62,7 +73,11 @@ impl BufferCache {
             }
             let old = g.slots[h].key;
             g.map.remove(&old);
-            g.slots[h] = Slot { key, buf, referenced: false };
+            g.slots[h] = Slot {
+                key,
+                buf,
+                referenced: false,
+            };
             g.map.insert(key, h);
             return;
         }
@@ -78,7 +93,11 @@ impl BufferCache {
     }
 
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).map.len()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {

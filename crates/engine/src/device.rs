@@ -40,7 +40,10 @@ impl FileDevice {
         } else if ft.is_file() {
             (meta.len(), "REGFILE")
         } else {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file or block device"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file or block device",
+            ));
         };
         Ok(FileDevice { file, size, kind })
     }
@@ -83,10 +86,14 @@ pub struct MemDevice {
 
 impl MemDevice {
     pub fn new(size: usize) -> MemDevice {
-        MemDevice { data: RwLock::new(vec![0; size]) }
+        MemDevice {
+            data: RwLock::new(vec![0; size]),
+        }
     }
     pub fn from_vec(v: Vec<u8>) -> MemDevice {
-        MemDevice { data: RwLock::new(v) }
+        MemDevice {
+            data: RwLock::new(v),
+        }
     }
     pub fn snapshot(&self) -> Vec<u8> {
         self.data.read().unwrap_or_else(|e| e.into_inner()).clone()
@@ -96,7 +103,9 @@ impl MemDevice {
 impl Device for MemDevice {
     fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
         let d = self.data.read().unwrap_or_else(|e| e.into_inner());
-        let end = off.checked_add(buf.len() as u64).filter(|&e| e <= d.len() as u64);
+        let end = off
+            .checked_add(buf.len() as u64)
+            .filter(|&e| e <= d.len() as u64);
         match end {
             Some(e) => {
                 buf.copy_from_slice(&d[off as usize..e as usize]);
@@ -107,13 +116,18 @@ impl Device for MemDevice {
     }
     fn write_at(&self, buf: &[u8], off: u64) -> io::Result<()> {
         let mut d = self.data.write().unwrap_or_else(|e| e.into_inner());
-        let end = off.checked_add(buf.len() as u64).filter(|&e| e <= d.len() as u64);
+        let end = off
+            .checked_add(buf.len() as u64)
+            .filter(|&e| e <= d.len() as u64);
         match end {
             Some(e) => {
                 d[off as usize..e as usize].copy_from_slice(buf);
                 Ok(())
             }
-            None => Err(io::Error::new(io::ErrorKind::WriteZero, "write past end of device")),
+            None => Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "write past end of device",
+            )),
         }
     }
     fn size(&self) -> u64 {

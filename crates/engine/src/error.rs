@@ -15,7 +15,11 @@ pub enum Error {
     },
     /// On-disk data that breaks a rule of the format.
     #[error("{volume}: {what} at offset {offset:#018x}")]
-    Corrupt { volume: String, what: String, offset: u64 },
+    Corrupt {
+        volume: String,
+        what: String,
+        offset: u64,
+    },
     /// A volume set that does not fit together; the message is the one
     /// DragonFly's tools print for the same case.
     #[error("{0}")]
@@ -29,9 +33,16 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn io(path: impl Into<String>, source: io::Error) -> Error {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub fn corrupt(volume: impl Into<String>, what: impl Into<String>, offset: u64) -> Error {
-        Error::Corrupt { volume: volume.into(), what: what.into(), offset }
+        Error::Corrupt {
+            volume: volume.into(),
+            what: what.into(),
+            offset,
+        }
     }
 }

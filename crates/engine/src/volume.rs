@@ -34,7 +34,10 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { writable: false, cache_bytes: 256 << 20 }
+        OpenOptions {
+            writable: false,
+            cache_bytes: 256 << 20,
+        }
     }
 }
 
@@ -47,7 +50,10 @@ pub struct VolumeSet {
 
 /// Splits DragonFly's `vol0:vol1:…` volume list.
 pub fn split_volume_list(spec: &str) -> Vec<String> {
-    spec.split(':').filter(|s| !s.is_empty()).map(str::to_string).collect()
+    spec.split(':')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 impl VolumeSet {
@@ -55,16 +61,24 @@ impl VolumeSet {
     pub fn open_paths(paths: &[String], opts: &OpenOptions) -> Result<VolumeSet> {
         let mut devs: Vec<(String, Arc<dyn Device>)> = Vec::new();
         for p in paths {
-            let dev = FileDevice::open(p, opts.writable)
-                .map_err(|e| Error::Invalid(format!("alloc_volume: Failed to open {p}: {}", io_text(&e))))?;
+            let dev = FileDevice::open(p, opts.writable).map_err(|e| {
+                Error::Invalid(format!("alloc_volume: Failed to open {p}: {}", io_text(&e)))
+            })?;
             devs.push((p.clone(), Arc::new(dev)));
         }
         Self::open_devices(devs, opts)
     }
 
     /// Opens already-made devices (tests use memory devices).
-    pub fn open_devices(devs: Vec<(String, Arc<dyn Device>)>, opts: &OpenOptions) -> Result<VolumeSet> {
-        let mut set = VolumeSet { vols: (0..HAMMER_MAX_VOLUMES).map(|_| None).collect(), order: Vec::new(), cache: BufferCache::new(opts.cache_bytes) };
+    pub fn open_devices(
+        devs: Vec<(String, Arc<dyn Device>)>,
+        opts: &OpenOptions,
+    ) -> Result<VolumeSet> {
+        let mut set = VolumeSet {
+            vols: (0..HAMMER_MAX_VOLUMES).map(|_| None).collect(),
+            order: Vec::new(),
+            cache: BufferCache::new(opts.cache_bytes),
+        };
         let mut fsid: Option<HammerUuid> = None;
         for (name, dev) in devs {
             let ondisk = read_header(&name, dev.as_ref())?;
@@ -82,22 +96,37 @@ impl VolumeSet {
         }
         let given = set.order.len();
         let Some(&first) = set.order.first() else {
-            return Err(Error::Invalid("A -f blkdevs specification is required for this command".into()));
+            return Err(Error::Invalid(
+                "A -f blkdevs specification is required for this command".into(),
+            ));
         };
-        let count = set.vols[first as usize].as_ref().map(|v| v.ondisk.vol_count).unwrap_or(0);
+        let count = set.vols[first as usize]
+            .as_ref()
+            .map(|v| v.ondisk.vol_count)
+            .unwrap_or(0);
         if count as usize != given {
-            return Err(Error::Invalid(format!("Volume header says {count} volumes, but {given} specified.")));
+            return Err(Error::Invalid(format!(
+                "Volume header says {count} volumes, but {given} specified."
+            )));
         }
         for v in set.iter() {
             if v.ondisk.vol_count != count {
-                return Err(Error::Invalid(format!("{}: vol_count {} differs from the other volumes' {count}", v.name, v.ondisk.vol_count)));
+                return Err(Error::Invalid(format!(
+                    "{}: vol_count {} differs from the other volumes' {count}",
+                    v.name, v.ondisk.vol_count
+                )));
             }
             if v.ondisk.vol_no as usize >= given {
-                return Err(Error::Invalid(format!("{}: volume number {} is outside a set of {given} volumes", v.name, v.ondisk.vol_no)));
+                return Err(Error::Invalid(format!(
+                    "{}: volume number {} is outside a set of {given} volumes",
+                    v.name, v.ondisk.vol_no
+                )));
             }
         }
         if set.vols[0].is_none() {
-            return Err(Error::Invalid("the root volume (volume 0) is missing".into()));
+            return Err(Error::Invalid(
+                "the root volume (volume 0) is missing".into(),
+            ));
         }
         set.check_root()?;
         Ok(set)
@@ -111,8 +140,18 @@ impl VolumeSet {
         let undo = &bm[HAMMER_ZONE_UNDO_INDEX as usize];
         let undo_len = undo.alloc_offset & HAMMER_OFF_LONG_MASK;
         let nblocks = undo_len / HAMMER_BIGBLOCK_SIZE;
-        if zone_of(undo.alloc_offset) != 3 && undo.alloc_offset != 0 || nblocks > HAMMER_UNDO_LAYER2 as u64 || undo_len % HAMMER_BIGBLOCK_SIZE != 0 {
-            return Err(Error::corrupt(&root.name, format!("UNDO blockmap alloc_offset {:016x} is invalid", undo.alloc_offset), 0x108 + 40 * 3 + 24));
+        if zone_of(undo.alloc_offset) != 3 && undo.alloc_offset != 0
+            || nblocks > HAMMER_UNDO_LAYER2 as u64
+            || undo_len % HAMMER_BIGBLOCK_SIZE != 0
+        {
+            return Err(Error::corrupt(
+                &root.name,
+                format!(
+                    "UNDO blockmap alloc_offset {:016x} is invalid",
+                    undo.alloc_offset
+                ),
+                0x108 + 40 * 3 + 24,
+            ));
         }
         Ok(())
     }
@@ -142,11 +181,20 @@ impl VolumeSet {
     /// checking it lies inside the volume's buffer space.
     pub fn zone2_to_phys(&self, zone2: u64) -> Result<(&Volume, u64)> {
         let vol_no = vol_of(zone2);
-        let vol = self.volume(vol_no).ok_or(Error::BadAddress { what: "no such volume", offset: zone2 })?;
+        let vol = self.volume(vol_no).ok_or(Error::BadAddress {
+            what: "no such volume",
+            offset: zone2,
+        })?;
         let off = short_of(zone2);
         let beg = vol.ondisk.vol_buf_beg as u64;
         let end = vol.ondisk.vol_buf_end as u64;
-        let phys = beg.checked_add(off).filter(|&p| p < end).ok_or(Error::BadAddress { what: "beyond the end of the volume", offset: zone2 })?;
+        let phys = beg
+            .checked_add(off)
+            .filter(|&p| p < end)
+            .ok_or(Error::BadAddress {
+                what: "beyond the end of the volume",
+                offset: zone2,
+            })?;
         Ok((vol, phys))
     }
 
@@ -157,19 +205,28 @@ impl VolumeSet {
             let bm = &self.header().vol0_blockmap[HAMMER_ZONE_UNDO_INDEX as usize];
             let short = off & HAMMER_OFF_LONG_MASK;
             if off & HAMMER_OFF_VOL_MASK != 0 || short >= (bm.alloc_offset & HAMMER_OFF_LONG_MASK) {
-                return Err(Error::BadAddress { what: "beyond the UNDO FIFO", offset: off });
+                return Err(Error::BadAddress {
+                    what: "beyond the UNDO FIFO",
+                    offset: off,
+                });
             }
             let i = (short / HAMMER_BIGBLOCK_SIZE) as usize;
             let base = self.header().vol0_undo_array[i];
             if zone_of(base) != HAMMER_ZONE_RAW_BUFFER_INDEX {
-                return Err(Error::BadAddress { what: "UNDO big-block not mapped", offset: off });
+                return Err(Error::BadAddress {
+                    what: "UNDO big-block not mapped",
+                    offset: off,
+                });
             }
             return Ok(base + (short & HAMMER_BIGBLOCK_MASK));
         }
         if is_index_direct_xlated(zone) {
             return Ok(xlate_to_zone2(off));
         }
-        Err(Error::BadAddress { what: "not a readable zone", offset: off })
+        Err(Error::BadAddress {
+            what: "not a readable zone",
+            offset: off,
+        })
     }
 
     /// The 16 KiB buffer holding `zone2` (aligned down), through the cache.
@@ -184,7 +241,13 @@ impl VolumeSet {
         // A buffer may run past a volume that is not a multiple of 16 KiB
         // only if the header lies; zone2_to_phys checked the start.
         vol.dev.read_at(&mut buf[..], phys).map_err(|e| {
-            Error::Invalid(format!("Failed to read {}:{:016x} at {:016x}: {}", vol.name, aligned, phys, io_text(&e)))
+            Error::Invalid(format!(
+                "Failed to read {}:{:016x} at {:016x}: {}",
+                vol.name,
+                aligned,
+                phys,
+                io_text(&e)
+            ))
         })?;
         let b: Buffer = Arc::from(buf);
         self.cache.insert(vol_no, phys, b.clone());
@@ -202,7 +265,10 @@ impl VolumeSet {
             let in_buf = (z2 & HAMMER_BUFMASK) as usize;
             let n = (BUFSIZE - in_buf).min(len - out.len());
             out.extend_from_slice(&b[in_buf..in_buf + n]);
-            cur = cur.checked_add(n as u64).ok_or(Error::BadAddress { what: "address overflow", offset: off })?;
+            cur = cur.checked_add(n as u64).ok_or(Error::BadAddress {
+                what: "address overflow",
+                offset: off,
+            })?;
         }
         Ok(out)
     }
@@ -210,7 +276,10 @@ impl VolumeSet {
     /// Reads a B-tree node (4096 bytes, never crossing a buffer).
     pub fn read_node(&self, off: u64) -> Result<HammerNodeOndisk> {
         if off & (HAMMER_NODE_SIZE as u64 - 1) != 0 {
-            return Err(Error::BadAddress { what: "B-tree node not 4096-aligned", offset: off });
+            return Err(Error::BadAddress {
+                what: "B-tree node not 4096-aligned",
+                offset: off,
+            });
         }
         let z2 = self.to_zone2(off)?;
         let b = self.buffer(z2)?;
@@ -222,23 +291,46 @@ impl VolumeSet {
     pub fn layer1(&self, off: u64) -> Result<(HammerBlockmapLayer1, u64)> {
         let fm = &self.header().vol0_blockmap[HAMMER_ZONE_FREEMAP_INDEX as usize];
         let z2 = xlate_to_zone2(off);
-        let l1_off = fm.phys_offset.checked_add(layer1_offset(z2)).ok_or(Error::BadAddress { what: "freemap overflow", offset: off })?;
+        let l1_off = fm
+            .phys_offset
+            .checked_add(layer1_offset(z2))
+            .ok_or(Error::BadAddress {
+                what: "freemap overflow",
+                offset: off,
+            })?;
         let b = self.read(l1_off, 32)?;
-        Ok((HammerBlockmapLayer1::read_from_bytes(&b).expect("32 bytes"), l1_off))
+        Ok((
+            HammerBlockmapLayer1::read_from_bytes(&b).expect("32 bytes"),
+            l1_off,
+        ))
     }
 
     /// The layer2 entry of the big-block holding `off`, with its layer1
     /// entry, or `None` when the layer1 entry has no layer2 (UNAVAIL).
     #[allow(clippy::type_complexity)]
-    pub fn layer2(&self, off: u64) -> Result<Option<(HammerBlockmapLayer2, u64, HammerBlockmapLayer1, u64)>> {
+    pub fn layer2(
+        &self,
+        off: u64,
+    ) -> Result<Option<(HammerBlockmapLayer2, u64, HammerBlockmapLayer1, u64)>> {
         let (l1, l1_off) = self.layer1(off)?;
         if l1.phys_offset == HAMMER_BLOCKMAP_UNAVAIL {
             return Ok(None);
         }
         let z2 = xlate_to_zone2(off);
-        let l2_off = l1.phys_offset.checked_add(layer2_offset(z2)).ok_or(Error::BadAddress { what: "freemap overflow", offset: off })?;
+        let l2_off = l1
+            .phys_offset
+            .checked_add(layer2_offset(z2))
+            .ok_or(Error::BadAddress {
+                what: "freemap overflow",
+                offset: off,
+            })?;
         let b = self.read(l2_off, 16)?;
-        Ok(Some((HammerBlockmapLayer2::read_from_bytes(&b).expect("16 bytes"), l2_off, l1, l1_off)))
+        Ok(Some((
+            HammerBlockmapLayer2::read_from_bytes(&b).expect("16 bytes"),
+            l2_off,
+            l1,
+            l1_off,
+        )))
     }
 }
 
@@ -266,11 +358,21 @@ fn read_header(name: &str, dev: &dyn Device) -> Result<HammerVolumeOndisk> {
 
 fn verify_header(name: &str, h: &HammerVolumeOndisk, fsid: &mut Option<HammerUuid>) -> Result<()> {
     if h.vol_signature != HAMMER_FSBUF_VOLUME {
-        let hint = if h.vol_signature == HAMMER_FSBUF_VOLUME_REV { " (byte-swapped: written with the other endianness)" } else { "" };
-        return Err(Error::Invalid(format!("verify_volume: Invalid volume signature {:016x}{hint}", h.vol_signature)));
+        let hint = if h.vol_signature == HAMMER_FSBUF_VOLUME_REV {
+            " (byte-swapped: written with the other endianness)"
+        } else {
+            ""
+        };
+        return Err(Error::Invalid(format!(
+            "verify_volume: Invalid volume signature {:016x}{hint}",
+            h.vol_signature
+        )));
     }
     if h.vol_rootvol != HAMMER_ROOT_VOLNO {
-        return Err(Error::Invalid(format!("verify_volume: Invalid root volume# {}", h.vol_rootvol as i32)));
+        return Err(Error::Invalid(format!(
+            "verify_volume: Invalid root volume# {}",
+            h.vol_rootvol as i32
+        )));
     }
     if h.vol_fstype != HAMMER_FSTYPE_UUID {
         return Err(Error::Invalid(format!(
@@ -280,19 +382,32 @@ fn verify_header(name: &str, h: &HammerVolumeOndisk, fsid: &mut Option<HammerUui
     }
     match fsid {
         Some(f) if *f != h.vol_fsid => {
-            return Err(Error::Invalid(format!("verify_volume: {name}: fsid does not match other volumes!")));
+            return Err(Error::Invalid(format!(
+                "verify_volume: {name}: fsid does not match other volumes!"
+            )));
         }
         Some(_) => {}
         None => *fsid = Some(h.vol_fsid),
     }
     if h.vol_version < HAMMER_VOL_VERSION_MIN || h.vol_version >= HAMMER_VOL_VERSION_WIP {
-        return Err(Error::Invalid(format!("verify_volume: {name}: Invalid volume version {}", h.vol_version)));
+        return Err(Error::Invalid(format!(
+            "verify_volume: {name}: Invalid volume version {}",
+            h.vol_version
+        )));
     }
     if h.vol_no < 0 || h.vol_no as usize >= HAMMER_MAX_VOLUMES {
-        return Err(Error::corrupt(name, format!("volume number {} out of range", h.vol_no), 0x90));
+        return Err(Error::corrupt(
+            name,
+            format!("volume number {} out of range", h.vol_no),
+            0x90,
+        ));
     }
     if h.vol_count < 1 || h.vol_count as usize > HAMMER_MAX_VOLUMES {
-        return Err(Error::corrupt(name, format!("volume count {} out of range", h.vol_count), 0x94));
+        return Err(Error::corrupt(
+            name,
+            format!("volume count {} out of range", h.vol_count),
+            0x94,
+        ));
     }
     Ok(())
 }

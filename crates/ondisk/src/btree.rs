@@ -30,7 +30,9 @@ pub const fn pfs_to_lo(pfs: u32) -> u32 {
 }
 
 /// `struct hammer_base_elm`: the key part shared by every element.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HammerBaseElm {
     pub obj_id: i64,
@@ -47,7 +49,9 @@ crate::assert_offset!(HammerBaseElm, rec_type, 0x20);
 crate::assert_offset!(HammerBaseElm, localization, 0x24);
 
 /// `struct hammer_btree_leaf_elm`: a record.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HammerBtreeLeafElm {
     pub base: HammerBaseElm,
@@ -62,7 +66,9 @@ crate::assert_offset!(HammerBtreeLeafElm, data_offset, 48);
 crate::assert_offset!(HammerBtreeLeafElm, data_crc, 60);
 
 /// `struct hammer_btree_internal_elm`: a child pointer with its left bound.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HammerBtreeInternalElm {
     pub base: HammerBaseElm,
@@ -143,7 +149,11 @@ impl HammerNodeOndisk {
 /// ±3 rec_type, ±2 key, ±1 create_tid, 0 equal). Negative: `a < b`.
 pub fn btree_cmp(a: &HammerBaseElm, b: &HammerBaseElm) -> i32 {
     if a.localization != b.localization {
-        return if a.localization < b.localization { -5 } else { 5 };
+        return if a.localization < b.localization {
+            -5
+        } else {
+            5
+        };
     }
     if a.obj_id != b.obj_id {
         return if a.obj_id < b.obj_id { -4 } else { 4 };
@@ -155,7 +165,11 @@ pub fn btree_cmp(a: &HammerBaseElm, b: &HammerBaseElm) -> i32 {
         return if a.key < b.key { -2 } else { 2 };
     }
     // create_tid 0 sorts as +infinity: shifting by one maps 0 to u64::MAX.
-    match a.create_tid.wrapping_sub(1).cmp(&b.create_tid.wrapping_sub(1)) {
+    match a
+        .create_tid
+        .wrapping_sub(1)
+        .cmp(&b.create_tid.wrapping_sub(1))
+    {
         Ordering::Less => -1,
         Ordering::Greater => 1,
         Ordering::Equal => 0,
@@ -183,7 +197,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn elm(lo: u32, obj: i64, rt: u16, key: i64, tid: u64) -> HammerBaseElm {
-        HammerBaseElm { localization: lo, obj_id: obj, rec_type: rt, key, create_tid: tid, ..Default::default() }
+        HammerBaseElm {
+            localization: lo,
+            obj_id: obj,
+            rec_type: rt,
+            key,
+            create_tid: tid,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -191,8 +212,14 @@ mod tests {
         assert_eq!(btree_cmp(&elm(1, 9, 9, 9, 9), &elm(2, 0, 0, 0, 0)), -5);
         assert_eq!(btree_cmp(&elm(1, -1, 9, 9, 9), &elm(1, 0, 0, 0, 0)), -4);
         assert_eq!(btree_cmp(&elm(1, 0, 1, 9, 9), &elm(1, 0, 2, 0, 0)), -3);
-        assert_eq!(btree_cmp(&elm(1, 0, 1, i64::MIN, 9), &elm(1, 0, 1, 0, 0)), -2);
-        assert_eq!(btree_cmp(&elm(1, 0, 1, 0, u64::MAX), &elm(1, 0, 1, 0, 0)), -1);
+        assert_eq!(
+            btree_cmp(&elm(1, 0, 1, i64::MIN, 9), &elm(1, 0, 1, 0, 0)),
+            -2
+        );
+        assert_eq!(
+            btree_cmp(&elm(1, 0, 1, 0, u64::MAX), &elm(1, 0, 1, 0, 0)),
+            -1
+        );
         assert_eq!(btree_cmp(&elm(1, 0, 1, 0, 0), &elm(1, 0, 1, 0, 0)), 0);
     }
 

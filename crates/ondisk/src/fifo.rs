@@ -24,7 +24,9 @@ pub const HAMMER_REDO_TERM_TRUNC: u32 = 0x08;
 pub const HAMMER_REDO_SYNC: u32 = 0x10;
 
 /// `struct hammer_fifo_head`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HammerFifoHead {
     pub hdr_signature: u16,
@@ -37,7 +39,9 @@ crate::assert_size!(HammerFifoHead, 16);
 pub const HAMMER_FIFO_HEAD_CRCOFF: usize = 12;
 
 /// `struct hammer_fifo_tail`, the last 8 bytes of every record.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HammerFifoTail {
     pub tail_signature: u16,
@@ -47,7 +51,9 @@ pub struct HammerFifoTail {
 crate::assert_size!(HammerFifoTail, 8);
 
 /// `struct hammer_fifo_undo`: the old bytes at `undo_offset` follow.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HammerFifoUndo {
     pub head: HammerFifoHead,
@@ -58,7 +64,9 @@ pub struct HammerFifoUndo {
 crate::assert_size!(HammerFifoUndo, 32);
 
 /// `struct hammer_fifo_redo`: file data to replay follows.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HammerFifoRedo {
     pub head: HammerFifoHead,
@@ -76,7 +84,10 @@ crate::assert_size!(HammerFifoRedo, 56);
 /// CRC of a FIFO record: everything but the CRC field itself, head and
 /// payload and tail (`rec` is the whole record, `hdr_size` bytes).
 pub fn fifo_crc(kind: CrcKind, rec: &[u8]) -> u32 {
-    kind.compute_xor(&rec[..HAMMER_FIFO_HEAD_CRCOFF], &rec[HAMMER_FIFO_HEAD_CRCOFF + 4..])
+    kind.compute_xor(
+        &rec[..HAMMER_FIFO_HEAD_CRCOFF],
+        &rec[HAMMER_FIFO_HEAD_CRCOFF + 4..],
+    )
 }
 
 /// Why a FIFO record is not trusted.
@@ -121,11 +132,17 @@ pub fn fifo_validate(version: u32, buf: &[u8]) -> Result<(HammerFifoHead, usize)
     if size < 24 {
         return Err(FifoDefect::BadSize);
     }
-    let (tail, _) = HammerFifoTail::read_from_prefix(&buf[size - 8..]).map_err(|_| FifoDefect::BadTail)?;
-    if tail.tail_signature != HAMMER_TAIL_SIGNATURE || tail.tail_type != head.hdr_type || tail.tail_size as usize != size {
+    let (tail, _) =
+        HammerFifoTail::read_from_prefix(&buf[size - 8..]).map_err(|_| FifoDefect::BadTail)?;
+    if tail.tail_signature != HAMMER_TAIL_SIGNATURE
+        || tail.tail_type != head.hdr_type
+        || tail.tail_size as usize != size
+    {
         return Err(FifoDefect::BadTail);
     }
-    if head.hdr_type != HAMMER_HEAD_TYPE_PAD && crc_test(version, head.hdr_crc, |k| fifo_crc(k, &buf[..size])).is_none() {
+    if head.hdr_type != HAMMER_HEAD_TYPE_PAD
+        && crc_test(version, head.hdr_crc, |k| fifo_crc(k, &buf[..size])).is_none()
+    {
         return Err(FifoDefect::BadCrc);
     }
     Ok((head, size))
@@ -142,7 +159,11 @@ pub fn dummy_record(kind: CrcKind, seq: u32) -> [u8; 512] {
         hdr_crc: 0,
     };
     rec[..16].copy_from_slice(head.as_bytes());
-    let tail = HammerFifoTail { tail_signature: HAMMER_TAIL_SIGNATURE, tail_type: HAMMER_HEAD_TYPE_DUMMY, tail_size: 512 };
+    let tail = HammerFifoTail {
+        tail_signature: HAMMER_TAIL_SIGNATURE,
+        tail_type: HAMMER_HEAD_TYPE_DUMMY,
+        tail_size: 512,
+    };
     rec[504..].copy_from_slice(tail.as_bytes());
     let crc = fifo_crc(kind, &rec);
     rec[12..16].copy_from_slice(&crc.to_le_bytes());
@@ -169,9 +190,18 @@ mod tests {
     fn dummy_crc_vectors() {
         let d6 = dummy_record(CrcKind::Crc32, 0);
         let d7 = dummy_record(CrcKind::Crc32c, 0);
-        assert_eq!(u32::from_le_bytes(d6[12..16].try_into().unwrap()), 0x4A45FC5A);
-        assert_eq!(u32::from_le_bytes(d7[12..16].try_into().unwrap()), 0x317FE32E);
-        assert_eq!(&d7[504..512], &[0x4f, 0xc7, 0x41, 0x00, 0x00, 0x02, 0x00, 0x00]);
+        assert_eq!(
+            u32::from_le_bytes(d6[12..16].try_into().unwrap()),
+            0x4A45FC5A
+        );
+        assert_eq!(
+            u32::from_le_bytes(d7[12..16].try_into().unwrap()),
+            0x317FE32E
+        );
+        assert_eq!(
+            &d7[504..512],
+            &[0x4f, 0xc7, 0x41, 0x00, 0x00, 0x02, 0x00, 0x00]
+        );
         assert!(fifo_validate(7, &d7).is_ok());
         assert!(fifo_validate(7, &d6).is_ok());
         assert_eq!(fifo_validate(6, &d7), Err(FifoDefect::BadCrc));

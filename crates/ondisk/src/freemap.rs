@@ -6,7 +6,9 @@ use crate::crc::{crc_test, CrcKind};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `struct hammer_blockmap`: a zone's allocation state, kept in the volume header.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HammerBlockmap {
     pub phys_offset: u64,
@@ -21,7 +23,9 @@ crate::assert_offset!(HammerBlockmap, entry_crc, 36);
 pub const HAMMER_BLOCKMAP_CRCSIZE: usize = 36;
 
 /// `struct hammer_blockmap_layer1`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HammerBlockmapLayer1 {
     pub blocks_free: i64,
@@ -35,7 +39,9 @@ crate::assert_offset!(HammerBlockmapLayer1, layer1_crc, 28);
 pub const HAMMER_LAYER1_CRCSIZE: usize = 28;
 
 /// `struct hammer_blockmap_layer2`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HammerBlockmapLayer2 {
     pub zone: u8,
@@ -92,16 +98,30 @@ mod tests {
 
     #[test]
     fn crc_vectors_from_format_doc() {
-        let l1 = HammerBlockmapLayer1 { phys_offset: HAMMER_BLOCKMAP_UNAVAIL, ..Default::default() };
+        let l1 = HammerBlockmapLayer1 {
+            phys_offset: HAMMER_BLOCKMAP_UNAVAIL,
+            ..Default::default()
+        };
         assert_eq!(l1.compute_crc(CrcKind::Crc32), 0x631EA731);
         assert_eq!(l1.compute_crc(CrcKind::Crc32c), 0x097C0BBD);
-        let free = HammerBlockmapLayer2 { bytes_free: 8388608, ..Default::default() };
+        let free = HammerBlockmapLayer2 {
+            bytes_free: 8388608,
+            ..Default::default()
+        };
         assert_eq!(free.compute_crc(CrcKind::Crc32), 0x40565E24);
         assert_eq!(free.compute_crc(CrcKind::Crc32c), 0xD0A34FA4);
-        let z4 = HammerBlockmapLayer2 { zone: 4, append_off: 8388608, ..Default::default() };
+        let z4 = HammerBlockmapLayer2 {
+            zone: 4,
+            append_off: 8388608,
+            ..Default::default()
+        };
         assert_eq!(z4.compute_crc(CrcKind::Crc32), 0x6663E9C8);
         assert_eq!(z4.compute_crc(CrcKind::Crc32c), 0xF2AF524B);
-        let z15 = HammerBlockmapLayer2 { zone: 15, append_off: 8388608, ..Default::default() };
+        let z15 = HammerBlockmapLayer2 {
+            zone: 15,
+            append_off: 8388608,
+            ..Default::default()
+        };
         assert_eq!(z15.compute_crc(CrcKind::Crc32), 0x17F14DC6);
         assert_eq!(z15.compute_crc(CrcKind::Crc32c), 0x2F5FF96A);
         let bm = HammerBlockmap {

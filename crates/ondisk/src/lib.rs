@@ -10,7 +10,9 @@
 //! rather than silently misreading volumes.
 
 #[cfg(target_endian = "big")]
-compile_error!("hammer-ondisk reads little-endian structures in place; big-endian hosts are not supported");
+compile_error!(
+    "hammer-ondisk reads little-endian structures in place; big-endian hosts are not supported"
+);
 
 pub mod btree;
 pub mod crc;

@@ -29,7 +29,9 @@ pub const HAMMER_MRECF_NODATA: u32 = 0x1000_0000;
 pub const HAMMER_MREC_MAX_SIZE: usize = 96 + 65536;
 
 /// `struct hammer_ioc_mrecord_head`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HammerIocMrecordHead {
     pub signature: u32,
@@ -40,7 +42,9 @@ pub struct HammerIocMrecordHead {
 crate::assert_size!(HammerIocMrecordHead, 16);
 
 /// REC and PASS: a leaf element; REC is followed by `data_len` bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HammerIocMrecordRec {
     pub head: HammerIocMrecordHead,
@@ -49,7 +53,9 @@ pub struct HammerIocMrecordRec {
 crate::assert_size!(HammerIocMrecordRec, 80);
 
 /// SKIP: a key range the target keeps as it is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HammerIocMrecordSkip {
     pub head: HammerIocMrecordHead,
@@ -59,7 +65,9 @@ pub struct HammerIocMrecordSkip {
 crate::assert_size!(HammerIocMrecordSkip, 96);
 
 /// UPDATE, SYNC, TERM, IDLE.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HammerIocMrecordUpdate {
     pub head: HammerIocMrecordHead,
@@ -96,7 +104,8 @@ pub enum MrecordDefect {
 /// Decodes one record from the front of `buf`: its head, the `rec_size`
 /// bytes, and how much the record takes on the wire (padded to 8).
 pub fn mrecord_decode(buf: &[u8]) -> Result<(HammerIocMrecordHead, &[u8], usize), MrecordDefect> {
-    let (head, _) = HammerIocMrecordHead::read_from_prefix(buf).map_err(|_| MrecordDefect::Short)?;
+    let (head, _) =
+        HammerIocMrecordHead::read_from_prefix(buf).map_err(|_| MrecordDefect::Short)?;
     if head.signature == HAMMER_IOC_MIRROR_SIGNATURE_REV {
         return Err(MrecordDefect::OtherEndian);
     }
@@ -123,7 +132,12 @@ pub fn mrecord_decode(buf: &[u8]) -> Result<(HammerIocMrecordHead, &[u8], usize)
 pub fn mrecord_encode(type_: u32, body: &[u8]) -> Vec<u8> {
     let size = 16 + body.len();
     let mut out = vec![0u8; crate::head_doalign(size as u64) as usize];
-    let head = HammerIocMrecordHead { signature: HAMMER_IOC_MIRROR_SIGNATURE, rec_crc: 0, rec_size: size as u32, type_ };
+    let head = HammerIocMrecordHead {
+        signature: HAMMER_IOC_MIRROR_SIGNATURE,
+        rec_crc: 0,
+        rec_size: size as u32,
+        type_,
+    };
     out[..16].copy_from_slice(head.as_bytes());
     out[16..size].copy_from_slice(body);
     let crc = mrecord_crc(&out[..size]);

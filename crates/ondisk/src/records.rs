@@ -47,7 +47,9 @@ pub const HAMMER_ROOT_PFSID: u32 = 0;
 
 /// `struct hammer_inode_data`, 128 bytes; the CRC covers the first 112
 /// (mtime and atime are updated in place).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HammerInodeData {
     pub version: u16,
@@ -83,7 +85,9 @@ impl HammerInodeData {
 }
 
 /// `struct hammer_direntry_data` head; the name (no NUL) follows at byte 16.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HammerDirentryHead {
     pub obj_id: i64,
@@ -138,7 +142,9 @@ impl HammerPseudofsData {
         if data.len() != HAMMER_PFSD_SIZE && data.len() != HAMMER_PFSD_SIZE_UNPACKED {
             return None;
         }
-        HammerPseudofsData::read_from_prefix(data).ok().map(|(p, _)| p)
+        HammerPseudofsData::read_from_prefix(data)
+            .ok()
+            .map(|(p, _)| p)
     }
 }
 

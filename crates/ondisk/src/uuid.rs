@@ -6,7 +6,9 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HammerUuid {
     pub uuid: [u8; 16],
@@ -16,7 +18,8 @@ crate::assert_size!(HammerUuid, 16);
 /// "DragonFly HAMMER", on-disk bytes.
 pub const HAMMER_FSTYPE_UUID: HammerUuid = HammerUuid {
     uuid: [
-        0xac, 0x63, 0xdc, 0x61, 0x38, 0x6e, 0xdc, 0x11, 0x85, 0x13, 0x01, 0x30, 0x1b, 0xb8, 0xa9, 0xf5,
+        0xac, 0x63, 0xdc, 0x61, 0x38, 0x6e, 0xdc, 0x11, 0x85, 0x13, 0x01, 0x30, 0x1b, 0xb8, 0xa9,
+        0xf5,
     ],
 };
 pub const HAMMER_FSTYPE_STRING: &str = "DragonFly HAMMER";
@@ -85,7 +88,10 @@ mod tests {
 
     #[test]
     fn fstype_prints_as_dragonfly() {
-        assert_eq!(HAMMER_FSTYPE_UUID.to_dfly_string(), "61dc63ac-6e38-11dc-8513-01301bb8a9f5");
+        assert_eq!(
+            HAMMER_FSTYPE_UUID.to_dfly_string(),
+            "61dc63ac-6e38-11dc-8513-01301bb8a9f5"
+        );
         assert_eq!(
             HammerUuid::parse_dfly("61dc63ac-6e38-11dc-8513-01301bb8a9f5"),
             Some(HAMMER_FSTYPE_UUID)
@@ -95,7 +101,10 @@ mod tests {
     #[test]
     fn variance_doc_example() {
         let u = HammerUuid {
-            uuid: [0x5c, 0x61, 0x99, 0x89, 0x7a, 0xc2, 0x44, 0xd9, 0x99, 0x1a, 0xf9, 0xb8, 0xa9, 0x7a, 0xc5, 0x60],
+            uuid: [
+                0x5c, 0x61, 0x99, 0x89, 0x7a, 0xc2, 0x44, 0xd9, 0x99, 0x1a, 0xf9, 0xb8, 0xa9, 0x7a,
+                0xc5, 0x60,
+            ],
         };
         assert_eq!(u.to_dfly_string(), "8999615c-c27a-d944-991a-f9b8a97ac560");
     }

@@ -29,7 +29,8 @@ pub fn all_fixtures() -> Vec<String> {
 
 pub fn meta(name: &str) -> serde_json::Value {
     let p = fixtures_dir().join(name).join("meta.json");
-    serde_json::from_reader(File::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+    serde_json::from_reader(File::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap()
 }
 
 /// Reads a fixture text file, decompressing `.xz` transparently.
@@ -38,7 +39,9 @@ pub fn read_text(name: &str, file: &str) -> Vec<u8> {
     let f = File::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     let mut out = Vec::new();
     if file.ends_with(".xz") {
-        xz2::read::XzDecoder::new(BufReader::new(f)).read_to_end(&mut out).unwrap();
+        xz2::read::XzDecoder::new(BufReader::new(f))
+            .read_to_end(&mut out)
+            .unwrap();
     } else {
         BufReader::new(f).read_to_end(&mut out).unwrap();
     }
@@ -75,7 +78,10 @@ pub fn materialize(name: &str) -> Option<Materialized> {
     if !m["image_stored"].as_bool().unwrap_or(false) {
         return None;
     }
-    let dir = tempfile::Builder::new().prefix("hammerfs-fixture-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hammerfs-fixture-")
+        .tempdir()
+        .unwrap();
     let mut files = Vec::new();
     for v in m["volumes"].as_array().unwrap() {
         let file = v["file"].as_str().unwrap().to_string();
@@ -107,7 +113,11 @@ pub fn materialize(name: &str) -> Option<Materialized> {
             }
             pos += n as u64;
         }
-        assert_eq!(pos, v["stored_len"].as_u64().unwrap(), "{name}/{stored}: decompressed length");
+        assert_eq!(
+            pos,
+            v["stored_len"].as_u64().unwrap(),
+            "{name}/{stored}: decompressed length"
+        );
         out.set_len(size).unwrap();
         files.push(file);
     }

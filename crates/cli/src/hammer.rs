@@ -1,0 +1,130 @@
+//! `hammer(8)`: global option parsing (GNU getopt with permutation, as the
+//! Linux build of DragonFly's tool behaves) and dispatch to the directive
+//! modules. Directives that need a mounted filesystem arrive with the mount.
+
+use crate::common::Opts;
+use crate::{cmd_blockmap, cmd_checkmap, cmd_namekey, cmd_show, cmd_show_undo, CliError};
+use std::io::Write;
+
+pub const USAGE: &str = include_str!("hammer_usage.txt");
+const OPTSTRING: &str = "b:c:de:hf:i:m:p:qrt:v2yABC:FR:S:T:X";
+
+/// Parses a size with an optional k/m/g/t suffix (either case), as `-C` takes it.
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mul) = match s.chars().last()? {
+        'k' | 'K' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' | 'M' => (&s[..s.len() - 1], 1 << 20),
+        'g' | 'G' => (&s[..s.len() - 1], 1 << 30),
+        't' | 'T' => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+/// Runs `hammer` with `args` (without argv[0]); returns the exit status.
+pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let mut opts = Opts::default();
+    let mut positional: Vec<String> = Vec::new();
+    let mut i = 0;
+    let usage = |err: &mut dyn Write, code: i32| -> i32 {
+        let _ = err.write_all(USAGE.as_bytes());
+        code
+    };
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        if a == "--" {
+            positional.extend(args[i..].iter().cloned());
+            break;
+        }
+        if !a.starts_with('-') || a.len() == 1 {
+            positional.push(a.clone());
+            continue;
+        }
+        let chars: Vec<char> = a[1..].chars().collect();
+        let mut j = 0;
+        while j < chars.len() {
+            let c = chars[j];
+            j += 1;
+            let takes_arg = match OPTSTRING.find(c) {
+                Some(p) if c != ':' => OPTSTRING[p + c.len_utf8()..].starts_with(':'),
+                _ => {
+                    let _ = writeln!(err, "{argv0}: invalid option -- '{c}'");
+                    return usage(err, 1);
+                }
+            };
+            let optarg = if takes_arg {
+                let rest: String = chars[j..].iter().collect();
+                j = chars.len();
+                if !rest.is_empty() {
+                    Some(rest)
+                } else if i < args.len() {
+                    i += 1;
+                    Some(args[i - 1].clone())
+                } else {
+                    let _ = writeln!(err, "{argv0}: option requires an argument -- '{c}'");
+                    return usage(err, 1);
+                }
+            } else {
+                None
+            };
+            match c {
+                'v' => {
+                    if opts.quiet > 0 {
+                        opts.quiet -= 1
+                    } else {
+                        opts.verbose += 1
+                    }
+                }
+                'q' => {
+                    if opts.verbose > 0 {
+                        opts.verbose -= 1
+                    } else {
+                        opts.quiet += 1
+                    }
+                }
+                'f' => opts.blkdevs = optarg,
+                'y' => opts.yes = true,
+                'h' => return usage(err, 0),
+                'C' => {
+                    let v = optarg.unwrap_or_default();
+                    let size = v.split(':').next().unwrap_or("");
+                    match parse_size(size) {
+                        Some(n) => opts.cache_bytes = Some(n as usize),
+                        None => return usage(err, 1),
+                    }
+                }
+                'b' | 'S' | 'm' => {
+                    if parse_size(optarg.as_deref().unwrap_or("")).is_none() {
+                        return usage(err, 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let Some(cmd) = positional.first().cloned() else {
+        return usage(err, 1);
+    };
+    let rest = &positional[1..];
+    let r = match cmd.as_str() {
+        "namekey1" | "namekey2" | "namekey32" => match rest.first() {
+            Some(name) => cmd_namekey::run(&cmd, name.as_bytes(), out).map_err(CliError::from),
+            None => return usage(err, 1),
+        },
+        "show" => cmd_show::run(&opts, rest, out),
+        "show-undo" => cmd_show_undo::run(&opts, rest, out),
+        "blockmap" => cmd_blockmap::run(&opts, rest, out),
+        "checkmap" => cmd_checkmap::run(&opts, rest, out),
+        _ => return usage(err, 1),
+    };
+    let _ = out.flush();
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "hammer: {e}");
+            1
+        }
+    }
+}
