@@ -3,6 +3,7 @@
 //! CLI's offline directives, newfs, later the mount) reaches the disk
 //! through here.
 
+pub mod btree;
 pub mod cache;
 pub mod device;
 pub mod error;

@@ -1,0 +1,732 @@
+//! The HAMMER B-tree: one tree per filesystem holding every record of every
+//! PFS, keyed by (localization, obj_id, rec_type, key, create_tid). This
+//! module owns search, in-order range scans with as-of filtering, insertion
+//! with node splits, in-place updates (setting `delete_tid` keeps history),
+//! physical removal with empty-node removal, parent pointers and
+//! `mirror_tid` propagation — the operations of DragonFly's
+//! `hammer_btree.c`, written against a `NodeStore` so the same code runs on
+//! a volume (through the flusher) and in memory (tests).
+//!
+//! Shape rules (format notes §5): a leaf holds up to 63 records; an internal
+//! node holds `count` ≤ 62 children in `elms[0..count]` and a right boundary
+//! in `elms[count]`; child `i` covers `[elms[i], elms[i+1])`. We keep each
+//! internal child's own bounds equal to its parent's separators, so a key
+//! always lies inside the node it is routed to and `hammer show` finds no
+//! element out of range.
+
+use crate::error::{Error, Result};
+use hammer_ondisk::*;
+use std::cmp::Ordering;
+use std::ops::ControlFlow;
+
+/// Deepest tree we descend before calling the tree corrupt. A full tree of
+/// 2^64 records is 11 levels deep; anything deeper is a cycle or garbage.
+pub const MAX_DEPTH: usize = 40;
+
+/// Where B-tree nodes live. Offsets are zone-8 addresses.
+pub trait NodeStore {
+    fn read(&self, off: u64) -> Result<HammerNodeOndisk>;
+    /// Stores a node (the store computes its CRC).
+    fn write(&mut self, off: u64, node: &HammerNodeOndisk) -> Result<()>;
+    /// A fresh node address.
+    fn alloc(&mut self) -> Result<u64>;
+    /// Gives back a node that no longer belongs to the tree.
+    fn free(&mut self, off: u64) -> Result<()>;
+}
+
+/// The left and right bounds of the whole tree (what a root split writes).
+pub fn min_bound() -> HammerBaseElm {
+    HammerBaseElm {
+        localization: HAMMER_MIN_LOCALIZATION,
+        obj_id: HAMMER_MIN_OBJID,
+        rec_type: HAMMER_MIN_RECTYPE,
+        key: HAMMER_MIN_KEY,
+        create_tid: 1,
+        delete_tid: 1,
+        ..Default::default()
+    }
+}
+
+pub fn max_bound() -> HammerBaseElm {
+    HammerBaseElm {
+        localization: HAMMER_MAX_LOCALIZATION,
+        obj_id: HAMMER_MAX_OBJID,
+        rec_type: HAMMER_MAX_RECTYPE,
+        key: HAMMER_MAX_KEY,
+        create_tid: HAMMER_MAX_TID,
+        delete_tid: 0,
+        ..Default::default()
+    }
+}
+
+/// A separator `s` with `k1 < s <= k2`: `k2` with its first field that
+/// differs from `k1` replaced by the midpoint, so later keys between the two
+/// halves have room on both sides.
+pub fn separator(k1: &HammerBaseElm, k2: &HammerBaseElm) -> HammerBaseElm {
+    fn mid_u(a: u64, b: u64) -> u64 {
+        a + ((b - a + 1) >> 1)
+    }
+    fn mid_i(a: i64, b: i64) -> i64 {
+        (a as i128 + ((b as i128 - a as i128 + 1) >> 1)) as i64
+    }
+    let mut s = *k2;
+    s.delete_tid = 0;
+    s.btype = 0;
+    s.obj_type = 0;
+    if k1.localization != k2.localization {
+        s.localization = mid_u(k1.localization as u64, k2.localization as u64) as u32;
+    } else if k1.obj_id != k2.obj_id {
+        s.obj_id = mid_i(k1.obj_id, k2.obj_id);
+    } else if k1.rec_type != k2.rec_type {
+        s.rec_type = mid_u(k1.rec_type as u64, k2.rec_type as u64) as u16;
+    } else if k1.key != k2.key {
+        s.key = mid_i(k1.key, k2.key);
+    }
+    s
+}
+
+/// Index of the child of internal node `n` that covers `k` (clamped to the
+/// first/last child for keys outside the node's bounds).
+fn child_index(n: &HammerNodeOndisk, k: &HammerBaseElm) -> usize {
+    let count = n.count as usize;
+    // Last i < count with elms[i] <= k.
+    let mut lo = 0usize;
+    let mut hi = count;
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if btree_cmp(&n.elms[mid].base, k) <= 0 {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo.saturating_sub(1).min(count.saturating_sub(1))
+}
+
+/// First index in leaf `n` whose key is >= `k`.
+fn leaf_lower_bound(n: &HammerNodeOndisk, k: &HammerBaseElm) -> usize {
+    let count = n.count as usize;
+    n.elms[..count].partition_point(|e| btree_cmp(&e.base, k) < 0)
+}
+
+fn check_node(off: u64, n: &HammerNodeOndisk) -> Result<()> {
+    let ok = match n.type_ {
+        HAMMER_BTREE_TYPE_LEAF => (0..=HAMMER_BTREE_LEAF_ELMS as i32).contains(&n.count),
+        HAMMER_BTREE_TYPE_INTERNAL => (1..=HAMMER_BTREE_INT_ELMS as i32).contains(&n.count),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::corrupt(
+            "btree",
+            format!("node type {:#x} with count {}", n.type_, n.count),
+            off,
+        ))
+    }
+}
+
+/// A B-tree rooted at `root` in a `NodeStore`.
+pub struct BTree<'s, S: NodeStore> {
+    pub store: &'s mut S,
+    pub root: u64,
+}
+
+/// Makes an empty root leaf in `store`.
+pub fn create_empty<S: NodeStore>(store: &mut S) -> Result<u64> {
+    let off = store.alloc()?;
+    let n = HammerNodeOndisk {
+        type_: HAMMER_BTREE_TYPE_LEAF,
+        ..Default::default()
+    };
+    store.write(off, &n)?;
+    Ok(off)
+}
+
+impl<'s, S: NodeStore> BTree<'s, S> {
+    pub fn new(store: &'s mut S, root: u64) -> Self {
+        BTree { store, root }
+    }
+
+    fn read(&self, off: u64) -> Result<HammerNodeOndisk> {
+        let n = self.store.read(off)?;
+        check_node(off, &n)?;
+        Ok(n)
+    }
+
+    /// Visits, in key order, every leaf element with key in `[from, to)`
+    /// (full keys, create_tid included). The visitor may stop early.
+    pub fn scan(
+        &self,
+        from: &HammerBaseElm,
+        to: &HammerBaseElm,
+        visit: &mut dyn FnMut(&HammerBtreeLeafElm) -> ControlFlow<()>,
+    ) -> Result<()> {
+        self.scan_node(self.root, from, to, visit, 0).map(|_| ())
+    }
+
+    fn scan_node(
+        &self,
+        off: u64,
+        from: &HammerBaseElm,
+        to: &HammerBaseElm,
+        visit: &mut dyn FnMut(&HammerBtreeLeafElm) -> ControlFlow<()>,
+        depth: usize,
+    ) -> Result<ControlFlow<()>> {
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt(
+                "btree",
+                "tree deeper than any valid tree (cycle?)",
+                off,
+            ));
+        }
+        let n = self.read(off)?;
+        let count = n.count as usize;
+        if n.type_ == HAMMER_BTREE_TYPE_LEAF {
+            for e in &n.elms[leaf_lower_bound(&n, from)..count] {
+                if btree_cmp(&e.base, to) >= 0 {
+                    return Ok(ControlFlow::Break(()));
+                }
+                if visit(e).is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+            return Ok(ControlFlow::Continue(()));
+        }
+        let first = child_index(&n, from);
+        for i in first..count {
+            if btree_cmp(&n.elms[i].base, to) >= 0 {
+                return Ok(ControlFlow::Break(()));
+            }
+            let child = n.elms[i].internal().subtree_offset;
+            if self
+                .scan_node(child, from, to, visit, depth + 1)?
+                .is_break()
+            {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Every version of (lo, obj_id, rec_type, key), oldest first.
+    pub fn versions(
+        &self,
+        lo: u32,
+        obj_id: i64,
+        rec_type: u16,
+        key: i64,
+    ) -> Result<Vec<HammerBtreeLeafElm>> {
+        // create_tid 1 is the smallest TID and 0 sorts as +infinity, so
+        // [from, to) holds every version of this key and nothing else.
+        let from = HammerBaseElm {
+            localization: lo,
+            obj_id,
+            rec_type,
+            key,
+            create_tid: 1,
+            ..Default::default()
+        };
+        let to = HammerBaseElm {
+            create_tid: 0,
+            ..from
+        };
+        let mut out = Vec::new();
+        self.scan(&from, &to, &mut |e| {
+            out.push(*e);
+            ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+
+    /// The version of a key visible as of `asof` (`HAMMER_MAX_TID` for now).
+    pub fn lookup(
+        &self,
+        lo: u32,
+        obj_id: i64,
+        rec_type: u16,
+        key: i64,
+        asof: u64,
+    ) -> Result<Option<HammerBtreeLeafElm>> {
+        Ok(self
+            .versions(lo, obj_id, rec_type, key)?
+            .into_iter()
+            .rev()
+            .find(|e| visible_at(e.base.create_tid, e.base.delete_tid, asof)))
+    }
+
+    /// Finds the leaf holding exactly `k` (create_tid included).
+    fn find_exact(&self, k: &HammerBaseElm) -> Result<Option<(Vec<(u64, usize)>, u64, usize)>> {
+        let mut path = Vec::new();
+        let mut off = self.root;
+        for _ in 0..=MAX_DEPTH {
+            let n = self.read(off)?;
+            if n.type_ == HAMMER_BTREE_TYPE_LEAF {
+                let i = leaf_lower_bound(&n, k);
+                if i < n.count as usize && btree_cmp(&n.elms[i].base, k) == 0 {
+                    return Ok(Some((path, off, i)));
+                }
+                return Ok(None);
+            }
+            let i = child_index(&n, k);
+            path.push((off, i));
+            off = n.elms[i].internal().subtree_offset;
+        }
+        Err(Error::corrupt(
+            "btree",
+            "tree deeper than any valid tree (cycle?)",
+            off,
+        ))
+    }
+
+    /// Raises `mirror_tid` to `tid` along `path` (root first) and in the node
+    /// at its end, so incremental mirroring can skip unchanged subtrees.
+    fn propagate_mirror_tid(
+        &mut self,
+        path: &[(u64, usize)],
+        leaf_off: u64,
+        tid: u64,
+    ) -> Result<()> {
+        let mut n = self.read(leaf_off)?;
+        if n.mirror_tid < tid {
+            n.mirror_tid = tid;
+            self.store.write(leaf_off, &n)?;
+        }
+        for &(off, i) in path.iter().rev() {
+            let mut p = self.read(off)?;
+            let mut changed = false;
+            let mut ie = p.elms[i].internal();
+            if ie.mirror_tid < tid {
+                ie.mirror_tid = tid;
+                p.elms[i] = HammerBtreeLeafElm::from_internal(ie);
+                changed = true;
+            }
+            if p.mirror_tid < tid {
+                p.mirror_tid = tid;
+                changed = true;
+            }
+            if changed {
+                self.store.write(off, &p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts a record. Fails if the exact key (create_tid included) exists.
+    pub fn insert(&mut self, elm: &HammerBtreeLeafElm) -> Result<()> {
+        let k = elm.base;
+        // Split a full root first so the descent always has room above.
+        let root = self.read(self.root)?;
+        if is_full(&root) {
+            self.split_root()?;
+        }
+        let mut path: Vec<(u64, usize)> = Vec::new();
+        let mut off = self.root;
+        for _ in 0..=MAX_DEPTH {
+            let n = self.read(off)?;
+            if n.type_ == HAMMER_BTREE_TYPE_LEAF {
+                let mut n = n;
+                let i = leaf_lower_bound(&n, &k);
+                let count = n.count as usize;
+                if i < count && btree_cmp(&n.elms[i].base, &k) == 0 {
+                    return Err(Error::Invalid(format!(
+                        "duplicate B-tree key lo={:08x} obj={:016x} rt={:02x} key={:016x} tid={:016x}",
+                        k.localization, k.obj_id, k.rec_type, k.key, k.create_tid
+                    )));
+                }
+                n.elms.copy_within(i..count, i + 1);
+                n.elms[i] = *elm;
+                n.elms[i].base.btype = HAMMER_BTREE_TYPE_RECORD;
+                n.count += 1;
+                self.store.write(off, &n)?;
+                let tid = k.create_tid.max(k.delete_tid);
+                return self.propagate_mirror_tid(&path, off, tid);
+            }
+            let mut i = child_index(&n, &k);
+            let child_off = n.elms[i].internal().subtree_offset;
+            let child = self.read(child_off)?;
+            if is_full(&child) {
+                self.split_child(off, i)?;
+                let n = self.read(off)?;
+                i = child_index(&n, &k);
+                path.push((off, i));
+                off = n.elms[i].internal().subtree_offset;
+            } else {
+                path.push((off, i));
+                off = child_off;
+            }
+        }
+        Err(Error::corrupt(
+            "btree",
+            "tree deeper than any valid tree (cycle?)",
+            off,
+        ))
+    }
+
+    /// Replaces the record with the same full key (for example to set its
+    /// `delete_tid`, which keeps it as history).
+    pub fn update(&mut self, elm: &HammerBtreeLeafElm) -> Result<bool> {
+        let Some((path, off, i)) = self.find_exact(&elm.base)? else {
+            return Ok(false);
+        };
+        let mut n = self.read(off)?;
+        n.elms[i] = *elm;
+        n.elms[i].base.btype = HAMMER_BTREE_TYPE_RECORD;
+        self.store.write(off, &n)?;
+        let tid = elm.base.create_tid.max(elm.base.delete_tid);
+        self.propagate_mirror_tid(&path, off, tid)?;
+        Ok(true)
+    }
+
+    /// Physically removes the record with this full key (prune, no-history
+    /// deletes). Empty leaves and internal nodes are removed on the way up.
+    pub fn remove(&mut self, k: &HammerBaseElm) -> Result<Option<HammerBtreeLeafElm>> {
+        let Some((path, off, i)) = self.find_exact(k)? else {
+            return Ok(None);
+        };
+        let mut n = self.read(off)?;
+        let old = n.elms[i];
+        let count = n.count as usize;
+        n.elms.copy_within(i + 1..count, i);
+        n.elms[count - 1] = HammerBtreeLeafElm::default();
+        n.count -= 1;
+        self.store.write(off, &n)?;
+        if n.count == 0 && !path.is_empty() {
+            self.remove_empty(&path, off)?;
+        }
+        Ok(Some(old))
+    }
+
+    /// Removes the empty node `off` whose parent chain is `path`.
+    fn remove_empty(&mut self, path: &[(u64, usize)], off: u64) -> Result<()> {
+        let (parent_off, i) = *path.last().expect("non-root");
+        let mut p = self.read(parent_off)?;
+        let count = p.count as usize;
+        self.store.free(off)?;
+        if count == 1 {
+            if path.len() == 1 {
+                // The root lost its only child: it becomes an empty leaf.
+                let n = HammerNodeOndisk {
+                    type_: HAMMER_BTREE_TYPE_LEAF,
+                    mirror_tid: p.mirror_tid,
+                    ..Default::default()
+                };
+                return self.store.write(parent_off, &n);
+            }
+            return self.remove_empty(&path[..path.len() - 1], parent_off);
+        }
+        if i == 0 {
+            // Child 1 inherits the left bound.
+            let left = p.elms[0].base;
+            p.elms.copy_within(1..=count, 0);
+            p.elms[0].base = HammerBaseElm {
+                btype: p.elms[0].base.btype,
+                obj_type: 0,
+                ..left
+            };
+            let child1 = p.elms[0].internal().subtree_offset;
+            self.set_left_bound(child1, &left, 0)?;
+        } else {
+            // Child i-1 extends right to child i's right bound.
+            let right = p.elms[i + 1].base;
+            p.elms.copy_within(i + 1..=count, i);
+            let prev = p.elms[i - 1].internal().subtree_offset;
+            self.set_right_bound(prev, &right, 0)?;
+        }
+        p.elms[count] = HammerBtreeLeafElm::default();
+        p.count -= 1;
+        self.store.write(parent_off, &p)
+    }
+
+    /// Lowers the left bound of an internal subtree (and its leftmost spine).
+    fn set_left_bound(&mut self, off: u64, b: &HammerBaseElm, depth: usize) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt(
+                "btree",
+                "tree deeper than any valid tree (cycle?)",
+                off,
+            ));
+        }
+        let mut n = self.read(off)?;
+        if n.type_ != HAMMER_BTREE_TYPE_INTERNAL {
+            return Ok(());
+        }
+        let btype = n.elms[0].base.btype;
+        n.elms[0].base = HammerBaseElm {
+            btype,
+            obj_type: 0,
+            ..*b
+        };
+        self.store.write(off, &n)?;
+        let child = n.elms[0].internal().subtree_offset;
+        self.set_left_bound(child, b, depth + 1)
+    }
+
+    /// Raises the right bound of an internal subtree (and its rightmost spine).
+    fn set_right_bound(&mut self, off: u64, b: &HammerBaseElm, depth: usize) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt(
+                "btree",
+                "tree deeper than any valid tree (cycle?)",
+                off,
+            ));
+        }
+        let mut n = self.read(off)?;
+        if n.type_ != HAMMER_BTREE_TYPE_INTERNAL {
+            return Ok(());
+        }
+        let count = n.count as usize;
+        n.elms[count] = HammerBtreeLeafElm {
+            base: HammerBaseElm {
+                btype: 0,
+                obj_type: 0,
+                ..*b
+            },
+            ..Default::default()
+        };
+        self.store.write(off, &n)?;
+        let child = n.elms[count - 1].internal().subtree_offset;
+        self.set_right_bound(child, b, depth + 1)
+    }
+
+    /// Splits a full root: its contents move to a new node under a new
+    /// internal root covering the whole key space, which is then split as
+    /// an ordinary child.
+    fn split_root(&mut self) -> Result<()> {
+        let old = self.read(self.root)?;
+        let moved = self.store.alloc()?;
+        let mut copy = old;
+        copy.parent = self.root;
+        self.store.write(moved, &copy)?;
+        self.reparent_children(&copy, moved)?;
+        let mut root = HammerNodeOndisk {
+            type_: HAMMER_BTREE_TYPE_INTERNAL,
+            count: 1,
+            mirror_tid: old.mirror_tid,
+            ..Default::default()
+        };
+        root.elms[0] = HammerBtreeLeafElm::from_internal(HammerBtreeInternalElm {
+            base: HammerBaseElm {
+                btype: old.type_,
+                ..min_bound()
+            },
+            mirror_tid: old.mirror_tid,
+            subtree_offset: moved,
+            ..Default::default()
+        });
+        root.elms[1] = HammerBtreeLeafElm {
+            base: max_bound(),
+            ..Default::default()
+        };
+        if old.type_ == HAMMER_BTREE_TYPE_INTERNAL {
+            // The moved node keeps its own bounds; make them the whole space.
+            let mut m = copy;
+            let c = m.count as usize;
+            m.elms[0].base = HammerBaseElm {
+                btype: m.elms[0].base.btype,
+                ..min_bound()
+            };
+            m.elms[c].base = max_bound();
+            self.store.write(moved, &m)?;
+        }
+        self.store.write(self.root, &root)?;
+        self.split_child(self.root, 0)
+    }
+
+    fn reparent_children(&mut self, n: &HammerNodeOndisk, new_parent: u64) -> Result<()> {
+        if n.type_ != HAMMER_BTREE_TYPE_INTERNAL {
+            return Ok(());
+        }
+        for i in 0..n.count as usize {
+            let c = n.elms[i].internal().subtree_offset;
+            let mut cn = self.read(c)?;
+            cn.parent = new_parent;
+            self.store.write(c, &cn)?;
+        }
+        Ok(())
+    }
+
+    /// Splits child `i` of internal node `parent_off` (which has room).
+    fn split_child(&mut self, parent_off: u64, i: usize) -> Result<()> {
+        let mut p = self.read(parent_off)?;
+        let pcount = p.count as usize;
+        if pcount >= HAMMER_BTREE_INT_ELMS {
+            return Err(Error::corrupt(
+                "btree",
+                "split into a full parent",
+                parent_off,
+            ));
+        }
+        let left_off = p.elms[i].internal().subtree_offset;
+        let mut left = self.read(left_off)?;
+        let right_off = self.store.alloc()?;
+        let mut right = HammerNodeOndisk {
+            type_: left.type_,
+            parent: parent_off,
+            mirror_tid: left.mirror_tid,
+            ..Default::default()
+        };
+        let count = left.count as usize;
+        let sep;
+        if left.type_ == HAMMER_BTREE_TYPE_LEAF {
+            let s = count / 2;
+            right.elms[..count - s].copy_from_slice(&left.elms[s..count]);
+            right.count = (count - s) as i32;
+            for e in &mut left.elms[s..count] {
+                *e = HammerBtreeLeafElm::default();
+            }
+            left.count = s as i32;
+            sep = separator(&left.elms[s - 1].base, &right.elms[0].base);
+        } else {
+            // Children [0, s) stay, [s, count) move; elms[s] becomes both the
+            // left node's right bound and the right node's left bound.
+            let s = count.div_ceil(2);
+            right.elms[..=count - s].copy_from_slice(&left.elms[s..=count]);
+            right.count = (count - s) as i32;
+            sep = left.elms[s].base;
+            left.elms[s] = HammerBtreeLeafElm {
+                base: HammerBaseElm {
+                    btype: 0,
+                    obj_type: 0,
+                    ..sep
+                },
+                ..Default::default()
+            };
+            for e in &mut left.elms[s + 1..=count] {
+                *e = HammerBtreeLeafElm::default();
+            }
+            left.count = s as i32;
+        }
+        self.store.write(left_off, &left)?;
+        self.store.write(right_off, &right)?;
+        self.reparent_children(&right, right_off)?;
+        // Make room in the parent: new child i+1 starts at the separator.
+        p.elms.copy_within(i + 1..=pcount, i + 2);
+        p.elms[i + 1] = HammerBtreeLeafElm::from_internal(HammerBtreeInternalElm {
+            base: HammerBaseElm {
+                btype: right.type_,
+                obj_type: 0,
+                ..sep
+            },
+            mirror_tid: right.mirror_tid,
+            subtree_offset: right_off,
+            ..Default::default()
+        });
+        p.count += 1;
+        self.store.write(parent_off, &p)
+    }
+
+    /// Checks the structural invariants of the whole tree: key order, node
+    /// bounds, parent pointers, mirror_tid, counts. Returns the number of
+    /// records.
+    pub fn check(&self) -> Result<u64> {
+        let mut last: Option<HammerBaseElm> = None;
+        self.check_node(self.root, 0, &min_bound(), &max_bound(), 0, &mut last)
+    }
+
+    fn check_node(
+        &self,
+        off: u64,
+        parent: u64,
+        lo: &HammerBaseElm,
+        hi: &HammerBaseElm,
+        depth: usize,
+        last: &mut Option<HammerBaseElm>,
+    ) -> Result<u64> {
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt("btree", "tree too deep", off));
+        }
+        let n = self.read(off)?;
+        let bad = |what: String| Err(Error::corrupt("btree", what, off));
+        if n.parent != parent {
+            return bad(format!(
+                "parent {:016x}, expected {:016x}",
+                n.parent, parent
+            ));
+        }
+        let count = n.count as usize;
+        if n.type_ == HAMMER_BTREE_TYPE_LEAF {
+            for e in &n.elms[..count] {
+                if btree_cmp(&e.base, lo) < 0 || btree_cmp(&e.base, hi) >= 0 {
+                    return bad("leaf element outside its node's bounds".into());
+                }
+                if let Some(l) = last {
+                    if btree_ord(l, &e.base) != Ordering::Less {
+                        return bad("leaf elements out of order".into());
+                    }
+                }
+                if e.base.create_tid.max(e.base.delete_tid) > n.mirror_tid {
+                    return bad("record newer than the node's mirror_tid".into());
+                }
+                *last = Some(e.base);
+            }
+            return Ok(count as u64);
+        }
+        if btree_cmp(&n.elms[0].base, lo) != 0 || btree_cmp(&n.elms[count].base, hi) != 0 {
+            return bad("internal node bounds differ from its parent's separators".into());
+        }
+        let mut total = 0;
+        for i in 0..count {
+            let ie = n.elms[i].internal();
+            if btree_cmp(&n.elms[i].base, &n.elms[i + 1].base) >= 0 {
+                return bad("separators out of order".into());
+            }
+            if ie.mirror_tid > n.mirror_tid {
+                return bad("child mirror_tid above the node's".into());
+            }
+            let child = self.read(ie.subtree_offset)?;
+            if child.mirror_tid > ie.mirror_tid {
+                return bad("child node's mirror_tid above its element's".into());
+            }
+            total += self.check_node(
+                ie.subtree_offset,
+                off,
+                &n.elms[i].base,
+                &n.elms[i + 1].base,
+                depth + 1,
+                last,
+            )?;
+        }
+        Ok(total)
+    }
+}
+
+fn is_full(n: &HammerNodeOndisk) -> bool {
+    match n.type_ {
+        HAMMER_BTREE_TYPE_LEAF => n.count as usize >= HAMMER_BTREE_LEAF_ELMS,
+        _ => n.count as usize >= HAMMER_BTREE_INT_ELMS,
+    }
+}
+
+/// Nodes in memory, for tests and for building trees before they are
+/// written out.
+#[derive(Default)]
+pub struct MemNodeStore {
+    pub nodes: std::collections::HashMap<u64, HammerNodeOndisk>,
+    next: u64,
+    pub freed: Vec<u64>,
+}
+
+impl NodeStore for MemNodeStore {
+    fn read(&self, off: u64) -> Result<HammerNodeOndisk> {
+        self.nodes.get(&off).copied().ok_or(Error::BadAddress {
+            what: "no such node",
+            offset: off,
+        })
+    }
+    fn write(&mut self, off: u64, node: &HammerNodeOndisk) -> Result<()> {
+        let mut n = *node;
+        n.set_crc(CrcKind::Crc32c);
+        self.nodes.insert(off, n);
+        Ok(())
+    }
+    fn alloc(&mut self) -> Result<u64> {
+        self.next += 1;
+        Ok(HAMMER_ZONE_BTREE | (self.next * HAMMER_NODE_SIZE as u64))
+    }
+    fn free(&mut self, off: u64) -> Result<()> {
+        self.nodes.remove(&off);
+        self.freed.push(off);
+        Ok(())
+    }
+}
