@@ -3,11 +3,16 @@
 //! CLI's offline directives, newfs, later the mount) reaches the disk
 //! through here.
 
+pub mod alloc;
 pub mod btree;
 pub mod cache;
 pub mod device;
 pub mod error;
+pub mod fsread;
+pub mod import;
+pub mod store;
 pub mod volume;
+pub mod write;
 
 pub use device::{Device, FileDevice, MemDevice};
 pub use error::{Error, Result};

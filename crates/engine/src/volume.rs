@@ -42,10 +42,14 @@ impl Default for OpenOptions {
 }
 
 pub struct VolumeSet {
-    vols: Vec<Option<Volume>>,
+    pub(crate) vols: Vec<Option<Volume>>,
     /// Volume numbers in the order the volumes were given.
     order: Vec<u32>,
-    cache: BufferCache,
+    pub(crate) cache: BufferCache,
+    /// Buffers changed in memory and not yet written, by (volume, device
+    /// offset). Copy-on-write: readers holding an older `Buffer` keep it.
+    pub(crate) dirty: std::collections::BTreeMap<(u32, u64), Buffer>,
+    pub(crate) writable: bool,
 }
 
 /// Splits DragonFly's `vol0:vol1:…` volume list.
@@ -78,6 +82,8 @@ impl VolumeSet {
             vols: (0..HAMMER_MAX_VOLUMES).map(|_| None).collect(),
             order: Vec::new(),
             cache: BufferCache::new(opts.cache_bytes),
+            dirty: Default::default(),
+            writable: opts.writable,
         };
         let mut fsid: Option<HammerUuid> = None;
         for (name, dev) in devs {
@@ -234,6 +240,9 @@ impl VolumeSet {
         let aligned = zone2 & !HAMMER_BUFMASK;
         let (vol, phys) = self.zone2_to_phys(aligned)?;
         let vol_no = vol.vol_no();
+        if let Some(b) = self.dirty.get(&(vol_no, phys)) {
+            return Ok(b.clone());
+        }
         if let Some(b) = self.cache.get(vol_no, phys) {
             return Ok(b);
         }
