@@ -655,7 +655,8 @@ impl<'s, S: NodeStore> BTree<'s, S> {
                         return bad("leaf elements out of order".into());
                     }
                 }
-                if e.base.create_tid.max(e.base.delete_tid) > n.mirror_tid {
+                // newfs leaves the root leaf's mirror_tid at 0.
+                if n.mirror_tid != 0 && e.base.create_tid.max(e.base.delete_tid) > n.mirror_tid {
                     return bad("record newer than the node's mirror_tid".into());
                 }
                 *last = Some(e.base);

@@ -6,10 +6,13 @@
 pub mod alloc;
 pub mod btree;
 pub mod cache;
+pub mod crashdev;
 pub mod device;
 pub mod error;
+pub mod flush;
 pub mod fsread;
 pub mod import;
+pub mod recover;
 pub mod store;
 pub mod volume;
 pub mod write;

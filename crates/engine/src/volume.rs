@@ -30,6 +30,10 @@ pub struct OpenOptions {
     pub writable: bool,
     /// Buffer cache size in bytes.
     pub cache_bytes: usize,
+    /// Run crash recovery (stage 1) on open: in memory for a read-only
+    /// open, on disk for a read-write one. The offline dump directives
+    /// leave it off to show the volume exactly as it is.
+    pub recover: bool,
 }
 
 impl Default for OpenOptions {
@@ -37,6 +41,7 @@ impl Default for OpenOptions {
         OpenOptions {
             writable: false,
             cache_bytes: 256 << 20,
+            recover: false,
         }
     }
 }
@@ -50,6 +55,8 @@ pub struct VolumeSet {
     /// offset). Copy-on-write: readers holding an older `Buffer` keep it.
     pub(crate) dirty: std::collections::BTreeMap<(u32, u64), Buffer>,
     pub(crate) writable: bool,
+    /// What the flusher needs to know about the dirty buffers.
+    pub(crate) fl: crate::flush::FlushState,
 }
 
 /// Splits DragonFly's `vol0:vol1:…` volume list.
@@ -84,6 +91,7 @@ impl VolumeSet {
             cache: BufferCache::new(opts.cache_bytes),
             dirty: Default::default(),
             writable: opts.writable,
+            fl: Default::default(),
         };
         let mut fsid: Option<HammerUuid> = None;
         for (name, dev) in devs {
@@ -135,6 +143,9 @@ impl VolumeSet {
             ));
         }
         set.check_root()?;
+        if opts.recover {
+            set.recover()?;
+        }
         Ok(set)
     }
 

@@ -46,7 +46,11 @@ impl VolumeSet {
             };
             let mut buf: Buffer = match self.dirty.remove(&(vol_no, phys)) {
                 Some(b) => b,
-                None => self.buffer(aligned)?,
+                None => {
+                    let b = self.buffer(aligned)?;
+                    self.note_dirty((vol_no, phys), Some(b.clone()), zone_of(cur));
+                    b
+                }
             };
             Arc::make_mut(&mut buf)[in_buf..in_buf + n].copy_from_slice(&bytes[done..done + n]);
             self.dirty.insert((vol_no, phys), buf);
@@ -61,6 +65,7 @@ impl VolumeSet {
         self.check_writable()?;
         let (v, p) = self.zone2_to_phys(zone2_aligned & !HAMMER_BUFMASK)?;
         let key = (v.vol_no(), p);
+        self.note_dirty(key, None, HAMMER_ZONE_LARGE_DATA_INDEX);
         self.dirty.insert(key, content);
         Ok(())
     }
@@ -95,6 +100,8 @@ impl VolumeSet {
             let v = self.volume(vol_no).expect("written above");
             v.dev.sync().map_err(|e| Error::io(&v.name, e))?;
         }
+        self.fl.orig.clear();
+        self.fl.meta.clear();
         Ok(())
     }
 
@@ -109,6 +116,10 @@ impl VolumeSet {
         v.dev
             .write_at(v.ondisk.as_bytes(), 0)
             .map_err(|e| Error::io(&v.name, e))?;
-        v.dev.sync().map_err(|e| Error::io(&v.name, e))
+        v.dev.sync().map_err(|e| Error::io(&v.name, e))?;
+        if vol_no == 0 {
+            self.set_durable_header();
+        }
+        Ok(())
     }
 }

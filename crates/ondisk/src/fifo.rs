@@ -115,7 +115,15 @@ impl core::fmt::Display for FifoDefect {
 /// Validates the record starting at `buf[0]`, where `buf` runs to the end of
 /// its 16 KiB buffer. Returns its head and size.
 pub fn fifo_validate(version: u32, buf: &[u8]) -> Result<(HammerFifoHead, usize), FifoDefect> {
-    let (head, _) = HammerFifoHead::read_from_prefix(buf).map_err(|_| FifoDefect::BadSize)?;
+    // An 8-byte PAD may sit in the last 8 bytes of a buffer, so read the
+    // first 8 bytes of the head on their own.
+    if buf.len() < 8 {
+        return Err(FifoDefect::BadSize);
+    }
+    let mut h16 = [0u8; 16];
+    let n = buf.len().min(16);
+    h16[..n].copy_from_slice(&buf[..n]);
+    let head = HammerFifoHead::read_from_bytes(&h16).expect("16 bytes");
     if head.hdr_signature != HAMMER_HEAD_SIGNATURE {
         return Err(FifoDefect::BadHeadSignature);
     }
@@ -205,6 +213,20 @@ mod tests {
         assert!(fifo_validate(7, &d7).is_ok());
         assert!(fifo_validate(7, &d6).is_ok());
         assert_eq!(fifo_validate(6, &d7), Err(FifoDefect::BadCrc));
+    }
+
+    #[test]
+    fn eight_byte_pad_at_buffer_end() {
+        let pad = HammerFifoHead {
+            hdr_signature: HAMMER_HEAD_SIGNATURE,
+            hdr_type: HAMMER_HEAD_TYPE_PAD,
+            hdr_size: 8,
+            ..Default::default()
+        };
+        assert_eq!(
+            fifo_validate(7, &pad.as_bytes()[..8]).map(|(_, n)| n),
+            Ok(8)
+        );
     }
 
     proptest! {
