@@ -15,7 +15,11 @@ fn run(args: &[&str]) -> (i32, String, String) {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = hammer_cli::hammer::main("hammer", &args, &mut out, &mut err);
-    (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
 }
 
 /// Runs every directive on `spec` and checks each fails with exactly the
@@ -23,12 +27,25 @@ fn run(args: &[&str]) -> (i32, String, String) {
 fn expect_error(spec: &str, want: &str, prefix: bool) {
     for d in DIRECTIVES {
         let (code, out, err) = run(&["-f", spec, d]);
-        assert_eq!(code, 1, "{d} on {spec}: exit (stdout {out:?}, stderr {err:?})");
-        assert!(out.is_empty(), "{d}: nothing on stdout before the error, got {out:?}");
-        assert_eq!(err.lines().count(), 1, "{d}: one line on stderr, got {err:?}");
+        assert_eq!(
+            code, 1,
+            "{d} on {spec}: exit (stdout {out:?}, stderr {err:?})"
+        );
+        assert!(
+            out.is_empty(),
+            "{d}: nothing on stdout before the error, got {out:?}"
+        );
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "{d}: one line on stderr, got {err:?}"
+        );
         let line = err.trim_end();
         if prefix {
-            assert!(line.starts_with(want), "{d}: got {line:?}, want prefix {want:?}");
+            assert!(
+                line.starts_with(want),
+                "{d}: got {line:?}, want prefix {want:?}"
+            );
         } else {
             assert_eq!(line, want, "{d}");
         }
@@ -47,16 +64,30 @@ fn digest(p: &Path) -> Vec<u8> {
 fn truncated_below_header() {
     let img = materialize("v7-minimal").unwrap();
     let p = img.path("vol0.img");
-    fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(1000).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
     let spec = p.to_string_lossy().into_owned();
-    expect_error(&spec, &format!("hammer: load_volume: {spec}: Read failed at offset 0:"), true);
+    expect_error(
+        &spec,
+        &format!("hammer: load_volume: {spec}: Read failed at offset 0:"),
+        true,
+    );
 }
 
 #[test]
 fn truncated_inside_data() {
     let img = materialize("v7-minimal").unwrap();
     let p = img.path("vol0.img");
-    fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(20 << 20).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(20 << 20)
+        .unwrap();
     let spec = p.to_string_lossy().into_owned();
     expect_error(&spec, &format!("hammer: {spec}: volume is truncated"), true);
 }
@@ -66,7 +97,11 @@ fn zero_filled() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("zero.img");
     fs::File::create(&p).unwrap().set_len(1 << 20).unwrap();
-    expect_error(&p.to_string_lossy(), "hammer: verify_volume: Invalid volume signature 0000000000000000", false);
+    expect_error(
+        &p.to_string_lossy(),
+        "hammer: verify_volume: Invalid volume signature 0000000000000000",
+        false,
+    );
 }
 
 #[test]
@@ -79,14 +114,22 @@ fn foreign_filesystem() {
     b[1081] = 0xEF;
     b[0..8].copy_from_slice(b"\xeb\x3c\x90MSWIN");
     fs::write(&p, &b).unwrap();
-    expect_error(&p.to_string_lossy(), "hammer: verify_volume: Invalid volume signature 4e4957534d903ceb", false);
+    expect_error(
+        &p.to_string_lossy(),
+        "hammer: verify_volume: Invalid volume signature 4e4957534d903ceb",
+        false,
+    );
 }
 
 #[test]
 fn wrong_endianness() {
     let img = materialize("v7-minimal").unwrap();
     let p = img.path("vol0.img");
-    let f = fs::OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&p)
+        .unwrap();
     use std::os::unix::fs::FileExt;
     let mut sig = [0u8; 8];
     f.read_exact_at(&mut sig, 0).unwrap();
@@ -101,21 +144,37 @@ fn wrong_endianness() {
 
 #[test]
 fn missing_file() {
-    expect_error("/nonexistent/vol0.img", "hammer: alloc_volume: Failed to open /nonexistent/vol0.img: No such file or directory", false);
+    expect_error(
+        "/nonexistent/vol0.img",
+        "hammer: alloc_volume: Failed to open /nonexistent/vol0.img: No such file or directory",
+        false,
+    );
 }
 
 #[test]
 fn missing_volume_of_a_set() {
     let img = materialize("v7-multi-1g-3g").unwrap();
-    expect_error(&img.path("vol0.img").to_string_lossy(), "hammer: Volume header says 2 volumes, but 1 specified.", false);
-    expect_error(&img.path("vol1.img").to_string_lossy(), "hammer: Volume header says 2 volumes, but 1 specified.", false);
+    expect_error(
+        &img.path("vol0.img").to_string_lossy(),
+        "hammer: Volume header says 2 volumes, but 1 specified.",
+        false,
+    );
+    expect_error(
+        &img.path("vol1.img").to_string_lossy(),
+        "hammer: Volume header says 2 volumes, but 1 specified.",
+        false,
+    );
 }
 
 #[test]
 fn duplicated_volume() {
     let img = materialize("v7-multi-1g-3g").unwrap();
     let v0 = img.path("vol0.img").to_string_lossy().into_owned();
-    expect_error(&format!("{v0}:{v0}"), &format!("hammer: add_volume: {v0}: Duplicate volume number 0 against {v0}"), false);
+    expect_error(
+        &format!("{v0}:{v0}"),
+        &format!("hammer: add_volume: {v0}: Duplicate volume number 0 against {v0}"),
+        false,
+    );
 }
 
 #[test]
@@ -124,14 +183,26 @@ fn foreign_volume_in_set() {
     let other = materialize("v7-longlabel").unwrap();
     let v0 = multi.path("vol0.img").to_string_lossy().into_owned();
     let foreign = other.path("vol0.img").to_string_lossy().into_owned();
-    expect_error(&format!("{v0}:{foreign}"), &format!("hammer: verify_volume: {foreign}: fsid does not match other volumes!"), false);
+    expect_error(
+        &format!("{v0}:{foreign}"),
+        &format!("hammer: verify_volume: {foreign}: fsid does not match other volumes!"),
+        false,
+    );
 }
 
 #[test]
 fn volumes_in_any_order() {
     let img = materialize("v7-multi-1g-3g").unwrap();
-    let fwd = format!("{}:{}", img.path("vol0.img").display(), img.path("vol1.img").display());
-    let rev = format!("{}:{}", img.path("vol1.img").display(), img.path("vol0.img").display());
+    let fwd = format!(
+        "{}:{}",
+        img.path("vol0.img").display(),
+        img.path("vol1.img").display()
+    );
+    let rev = format!(
+        "{}:{}",
+        img.path("vol1.img").display(),
+        img.path("vol0.img").display()
+    );
     for d in DIRECTIVES {
         let a = run(&["-f", &fwd, d]);
         let b = run(&["-f", &rev, d]);
@@ -144,7 +215,14 @@ fn volumes_in_any_order() {
 fn no_blkdevs() {
     for d in DIRECTIVES {
         let (code, out, err) = run(&[d]);
-        assert_eq!((code, out.as_str(), err.as_str()), (1, "", "hammer: A -f blkdevs specification is required for this command\n"));
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (
+                1,
+                "",
+                "hammer: A -f blkdevs specification is required for this command\n"
+            )
+        );
     }
 }
 
@@ -156,7 +234,11 @@ fn unsupported_version() {
     let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
     f.write_all_at(&8u32.to_le_bytes(), 0x98).unwrap();
     let spec = p.to_string_lossy().into_owned();
-    expect_error(&spec, &format!("hammer: verify_volume: {spec}: Invalid volume version 8"), false);
+    expect_error(
+        &spec,
+        &format!("hammer: verify_volume: {spec}: Invalid volume version 8"),
+        false,
+    );
 }
 
 #[test]

@@ -127,6 +127,10 @@ pub fn materialize(name: &str) -> Option<Materialized> {
 impl Materialized {
     /// The volume list with absolute paths under `dir`.
     pub fn spec_in(&self, dir: &Path) -> String {
-        self.files.iter().map(|f| dir.join(f).to_string_lossy().into_owned()).collect::<Vec<_>>().join(":")
+        self.files
+            .iter()
+            .map(|f| dir.join(f).to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(":")
     }
 }
