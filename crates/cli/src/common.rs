@@ -185,7 +185,8 @@ impl ZoneStats {
     pub fn add_layer2(&mut self, zone: u8, bytes_free: i32) {
         if let Some(z) = self.zones.get_mut(zone as usize) {
             z.blocks += 1;
-            z.used += HAMMER_BIGBLOCK_SIZE as i64 - bytes_free as i64;
+            // DragonFly subtracts in `int`, so absurd free counts wrap.
+            z.used += (HAMMER_BIGBLOCK_SIZE as i32).wrapping_sub(bytes_free) as i64;
         }
     }
 

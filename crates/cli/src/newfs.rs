@@ -736,10 +736,57 @@ fn layout_volume(io: &mut Io<'_>, vol: &mut Volume, junk: i64, boot: i64, mem: i
 // ---------------------------------------------------------------------------
 // The run
 
+/// Takes `--from DIR` (or `--from=DIR`) out of the arguments: our one
+/// addition to DragonFly's options, so it is handled before their parser.
+fn take_from(args: &[String]) -> Result<(Vec<String>, Option<String>), String> {
+    let mut rest = Vec::new();
+    let mut from = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--" {
+            rest.extend(args[i..].iter().cloned());
+            break;
+        }
+        if a == "--from" {
+            let Some(d) = args.get(i + 1) else {
+                return Err("option '--from' requires a directory".into());
+            };
+            from = Some(d.clone());
+            i += 2;
+            continue;
+        }
+        if let Some(d) = a.strip_prefix("--from=") {
+            from = Some(d.to_string());
+        } else {
+            rest.push(a.clone());
+        }
+        i += 1;
+    }
+    Ok((rest, from))
+}
+
 pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let mut io = Io { out, err };
-    let code = match run(argv0, args, &mut io) {
-        Ok(()) => 0,
+    let (args, from) = match take_from(args) {
+        Ok(x) => x,
+        Err(m) => {
+            let _ = writeln!(io.err, "newfs_hammer: {m}");
+            return 1;
+        }
+    };
+    if let Some(dir) = &from {
+        // Refuse before formatting anything.
+        if !std::path::Path::new(dir).is_dir() {
+            let _ = writeln!(io.err, "newfs_hammer: --from {dir}: not a directory");
+            return 1;
+        }
+    }
+    let code = match run(argv0, &args, &mut io) {
+        Ok(volumes) => match &from {
+            Some(dir) => populate(&volumes, dir, &mut io),
+            None => 0,
+        },
         Err(Exit(c)) => c,
     };
     let _ = io.out.flush();
@@ -747,7 +794,31 @@ pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Wri
     code
 }
 
-fn run(argv0: &str, args: &[String], io: &mut Io<'_>) -> Res<()> {
+/// Copies `dir` into the volumes newfs just made (`--from`).
+fn populate(volumes: &[String], dir: &str, io: &mut Io<'_>) -> i32 {
+    let opts = hammer_engine::OpenOptions {
+        writable: true,
+        ..Default::default()
+    };
+    let result = hammer_engine::VolumeSet::open_paths(volumes, &opts).and_then(|mut set| {
+        hammer_engine::import::import_tree(&mut set, std::path::Path::new(dir))
+    });
+    match result {
+        Ok(st) => {
+            io.line(&format!(
+                "Copied {dir}: {} directories, {} files, {} symlinks, {} other, {} hard links, {} bytes of file data",
+                st.directories, st.files, st.symlinks, st.other, st.hardlinks, st.data_bytes
+            ));
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(io.err, "newfs_hammer: --from {dir}: {e}");
+            1
+        }
+    }
+}
+
+fn run(argv0: &str, args: &[String], io: &mut Io<'_>) -> Res<Vec<String>> {
     let o = parse_options(argv0, args, io)?;
 
     // The Linux port cannot ask a kernel which HAMMER version it runs, so it
@@ -861,7 +932,8 @@ fn run(argv0: &str, args: &[String], io: &mut Io<'_>) -> Res<()> {
     }
 
     print_summary(io, &plan, o.debug > 0, pre_allocated);
-    write_all(io, &plan)
+    write_all(io, &plan)?;
+    Ok(o.volumes.clone())
 }
 
 fn format_root_volume(
