@@ -95,10 +95,8 @@ pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Wri
                         None => return usage(err, 1),
                     }
                 }
-                'b' | 'S' | 'm' => {
-                    if parse_size(optarg.as_deref().unwrap_or("")).is_none() {
-                        return usage(err, 1);
-                    }
+                'b' | 'S' | 'm' if parse_size(optarg.as_deref().unwrap_or("")).is_none() => {
+                    return usage(err, 1);
                 }
                 _ => {}
             }

@@ -126,6 +126,10 @@ fn check_node(off: u64, n: &HammerNodeOndisk) -> Result<()> {
     }
 }
 
+/// Where an exact key was found: the path of (internal node, child index)
+/// from the root, the leaf, and the index in it.
+type Found = (Vec<(u64, usize)>, u64, usize);
+
 /// A B-tree rooted at `root` in a `NodeStore`.
 pub struct BTree<'s, S: NodeStore> {
     pub store: &'s mut S,
@@ -256,7 +260,7 @@ impl<'s, S: NodeStore> BTree<'s, S> {
     }
 
     /// Finds the leaf holding exactly `k` (create_tid included).
-    fn find_exact(&self, k: &HammerBaseElm) -> Result<Option<(Vec<(u64, usize)>, u64, usize)>> {
+    fn find_exact(&self, k: &HammerBaseElm) -> Result<Option<Found>> {
         let mut path = Vec::new();
         let mut off = self.root;
         for _ in 0..=MAX_DEPTH {

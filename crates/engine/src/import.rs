@@ -442,7 +442,7 @@ impl Importer<'_> {
         let len = data.len() as u64;
         let zone = data_zone_index(len);
         let at = self.set.alloc(zone, len)?;
-        if len % HAMMER_BUFSIZE == 0 && at & HAMMER_BUFMASK == 0 {
+        if len.is_multiple_of(HAMMER_BUFSIZE) && at & HAMMER_BUFMASK == 0 {
             // Whole fresh buffers: no need to read what was there.
             for (i, chunk) in data.chunks(BUFSIZE).enumerate() {
                 let mut b = Box::new([0u8; BUFSIZE]);

@@ -159,7 +159,7 @@ impl VolumeSet {
         let nblocks = undo_len / HAMMER_BIGBLOCK_SIZE;
         if zone_of(undo.alloc_offset) != 3 && undo.alloc_offset != 0
             || nblocks > HAMMER_UNDO_LAYER2 as u64
-            || undo_len % HAMMER_BIGBLOCK_SIZE != 0
+            || !undo_len.is_multiple_of(HAMMER_BIGBLOCK_SIZE)
         {
             return Err(Error::corrupt(
                 &root.name,

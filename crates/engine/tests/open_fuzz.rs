@@ -11,21 +11,25 @@ use zerocopy::IntoBytes;
 const SIZE: usize = 48 << 20;
 
 fn valid_header() -> HammerVolumeOndisk {
-    let mut h = HammerVolumeOndisk::default();
-    h.vol_signature = HAMMER_FSBUF_VOLUME;
-    h.vol_bot_beg = 16384;
-    h.vol_mem_beg = 16384;
-    h.vol_buf_beg = 16384;
-    h.vol_buf_end = SIZE as i64;
-    h.vol_fstype = HAMMER_FSTYPE_UUID;
-    h.vol_count = 1;
-    h.vol_version = 7;
-    h.vol0_btree_root = 0x8000_0000_0180_0000;
-    h.vol0_blockmap[3].alloc_offset = 0x3000_0000_0080_0000;
-    h.vol0_blockmap[4].phys_offset = 0x2000_0000_0000_0000;
-    h.vol0_undo_array = [u64::MAX; 128];
-    h.vol0_undo_array[0] = 0x2000_0000_0100_0000;
-    h
+    let mut undo = [u64::MAX; 128];
+    undo[0] = 0x2000_0000_0100_0000;
+    let mut bm = [HammerBlockmap::default(); 16];
+    bm[3].alloc_offset = 0x3000_0000_0080_0000;
+    bm[4].phys_offset = 0x2000_0000_0000_0000;
+    HammerVolumeOndisk {
+        vol_signature: HAMMER_FSBUF_VOLUME,
+        vol_bot_beg: 16384,
+        vol_mem_beg: 16384,
+        vol_buf_beg: 16384,
+        vol_buf_end: SIZE as i64,
+        vol_fstype: HAMMER_FSTYPE_UUID,
+        vol_count: 1,
+        vol_version: 7,
+        vol0_btree_root: 0x8000_0000_0180_0000,
+        vol0_blockmap: bm,
+        vol0_undo_array: undo,
+        ..Default::default()
+    }
 }
 
 fn open(bytes: &[u8]) -> hammer_engine::Result<VolumeSet> {

@@ -128,7 +128,7 @@ pub fn fifo_validate(version: u32, buf: &[u8]) -> Result<(HammerFifoHead, usize)
         return Err(FifoDefect::BadHeadSignature);
     }
     let size = head.hdr_size as usize;
-    if size < 8 || size % 8 != 0 {
+    if size < 8 || !size.is_multiple_of(8) {
         return Err(FifoDefect::BadSize);
     }
     if size > buf.len() {
