@@ -176,6 +176,14 @@ fn read_model(set: &VolumeSet) -> Result<Model, String> {
     let t = BTree::new(&mut ro, root);
     t.check()
         .map_err(|e| format!("B-tree invariants after recovery: {e}"))?;
+    let report = hammer_cli::cmd_checkmap::collect(set).map_err(|e| format!("checkmap: {e}"))?;
+    if report.error_count() != 0 || !report.bad_nodes.is_empty() {
+        return Err(format!(
+            "checkmap after recovery: {} mismatches, {} bad nodes",
+            report.error_count(),
+            report.bad_nodes.len()
+        ));
+    }
     t.scan(&from, &to, &mut |e| {
         elms.push(*e);
         ControlFlow::Continue(())
@@ -246,4 +254,48 @@ fn crash_at_every_barrier() {
         }
     }
     eprintln!("{points} crash images recovered over {total} barriers");
+}
+
+/// A flush that empties a big-block must not hand it back to the free pool
+/// before the flush is final; the next flush does.
+#[test]
+fn emptied_big_block_released_only_after_the_flush() {
+    let img = materialize("v7-longlabel").unwrap();
+    let base: Arc<dyn Device> =
+        Arc::new(FileDevice::open(img.path("vol0.img").to_str().unwrap(), false).unwrap());
+    let dev = Arc::new(CrashDevice::new(base));
+    let mut set = open(dev.clone(), true).unwrap();
+    let root = set.header().vol0_btree_root;
+    let data = vec![0x5Au8; 65536];
+    let mut elms = Vec::new();
+    for i in 0..200i64 {
+        let off = set.alloc(HAMMER_ZONE_LARGE_DATA_INDEX, 65536).unwrap();
+        set.write(off, &data).unwrap();
+        let mut e = elm((7, (i + 1) * 65536), 0x1_0000_0010);
+        e.data_offset = off;
+        e.data_len = 65536;
+        e.data_crc = leaf_data_crc(set.crc_kind(), HAMMER_RECTYPE_DATA, &data);
+        BTree::new(&mut set, root).insert(&e).unwrap();
+        elms.push(e);
+    }
+    set.flush().unwrap();
+    let free0 = set.header().vol0_stat_freebigblocks;
+    let first_block = xlate_to_zone2(elms[0].data_offset) & !HAMMER_BIGBLOCK_MASK;
+    for e in &elms {
+        BTree::new(&mut set, root).remove(&e.base).unwrap().unwrap();
+        set.free(e.data_offset, 65536).unwrap();
+    }
+    // Still owned while the flush that empties it is being written.
+    let (l2, ..) = set.layer2(first_block).unwrap().unwrap();
+    assert_eq!((l2.zone, l2.bytes_free), (10, 8 << 20));
+    set.flush().unwrap();
+    // Final now: released in memory, durable after the next flush.
+    let (l2, ..) = set.layer2(first_block).unwrap().unwrap();
+    assert_eq!((l2.zone, l2.append_off), (0, 0));
+    assert_eq!(set.header().vol0_stat_freebigblocks, free0 + 1);
+    set.flush().unwrap();
+    let re = open(Arc::new(dev.after_crash(0, false)), false).unwrap();
+    let (l2, ..) = re.layer2(first_block).unwrap().unwrap();
+    assert_eq!(l2.zone, 0);
+    assert!(read_model(&re).unwrap().is_empty());
 }

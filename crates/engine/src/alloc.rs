@@ -128,7 +128,7 @@ impl VolumeSet {
         let fm = self.header().vol0_blockmap[HAMMER_ZONE_FREEMAP_INDEX as usize].phys_offset;
         let z2 = xlate_to_zone2(off);
         let l1_off = fm + layer1_offset(z2);
-        let mut l1 = self.read_l1(l1_off)?;
+        let l1 = self.read_l1(l1_off)?;
         if l1.phys_offset == HAMMER_BLOCKMAP_UNAVAIL {
             return Err(Error::BadAddress {
                 what: "free of unmapped space",
@@ -155,14 +155,51 @@ impl VolumeSet {
             (n & !HAMMER_BIGBLOCK_MASK) == (off & !HAMMER_BIGBLOCK_MASK)
         };
         if l2.bytes_free as u64 == HAMMER_BIGBLOCK_SIZE && !appending_here {
+            // The big-block is empty, but the B-tree on disk may still point
+            // into it until this flush is final: returning it to the free
+            // pool now could let new data overwrite bytes a rollback would
+            // need. It is released after the flush (see `release_freed`).
+            self.fl.pending_release.push(z2 & !HAMMER_BIGBLOCK_MASK);
+        }
+        l2.set_crc(kind);
+        self.write(l2_off, l2.as_bytes())
+    }
+
+    /// Returns to the free pool the big-blocks that the last, now final,
+    /// flush emptied, unless they have been used again since.
+    pub fn release_freed(&mut self) -> Result<usize> {
+        let pending = std::mem::take(&mut self.fl.pending_release);
+        let kind = self.crc_kind();
+        let fm = self.header().vol0_blockmap[HAMMER_ZONE_FREEMAP_INDEX as usize].phys_offset;
+        let mut released = 0;
+        for z2 in pending {
+            let l1_off = fm + layer1_offset(z2);
+            let mut l1 = self.read_l1(l1_off)?;
+            if l1.phys_offset == HAMMER_BLOCKMAP_UNAVAIL {
+                continue;
+            }
+            let l2_off = l1.phys_offset + layer2_offset(z2);
+            let mut l2 = self.read_l2(l2_off)?;
+            let zone = l2.zone as u32;
+            if !(HAMMER_ZONE_BTREE_INDEX..HAMMER_ZONE_UNAVAIL_INDEX).contains(&zone)
+                || l2.bytes_free as u64 != HAMMER_BIGBLOCK_SIZE
+            {
+                continue;
+            }
+            let n = self.header().vol0_blockmap[zone as usize].next_offset;
+            if xlate_to_zone2(n) & !HAMMER_BIGBLOCK_MASK == z2 {
+                continue;
+            }
             l2.zone = 0;
             l2.append_off = 0;
+            l2.set_crc(kind);
+            self.write(l2_off, l2.as_bytes())?;
             l1.blocks_free += 1;
             l1.set_crc(kind);
             self.write(l1_off, l1.as_bytes())?;
             self.header_mut().vol0_stat_freebigblocks += 1;
+            released += 1;
         }
-        l2.set_crc(kind);
-        self.write(l2_off, l2.as_bytes())
+        Ok(released)
     }
 }

@@ -36,6 +36,9 @@ pub struct FlushState {
     pub(crate) header_durable: Option<HammerVolumeOndisk>,
     /// Sequence number of the next FIFO record, once known.
     pub(crate) next_seq: Option<u32>,
+    /// Big-blocks emptied by the current flush cycle, released to the free
+    /// pool once that flush is final.
+    pub(crate) pending_release: Vec<u64>,
     /// Counters, for tests and statistics.
     pub flushes: u64,
     pub undo_bytes: u64,
@@ -372,6 +375,9 @@ impl VolumeSet {
         self.fl.next_seq = Some(fw.seq);
         self.fl.flushes += 1;
         self.fl.undo_bytes += undo_bytes;
+        // The flush is final: big-blocks it emptied may be reused now. The
+        // release itself is a change of the next flush.
+        self.release_freed()?;
         Ok(undo_bytes)
     }
 
