@@ -10,16 +10,16 @@ img=${HAMMERFS_DEMO_IMG:-demo/demo.img}
 mkdir -p "$(dirname "$img")"
 
 if [[ ! -e $img ]]; then
-    echo "== creating a 2 GiB demo volume in $img (sparse)"
+    echo "== creating a 2 GiB demo volume in $img (sparse), holding a copy of crates/"
     truncate -s 2G "$img"
-    "$bin/newfs_hammer" -f -L DEMO "$img"
+    "$bin/newfs_hammer" -f -L DEMO --from crates "$img"
 else
     echo "== using the existing demo volume $img"
 fi
 
 echo
-echo "== hammer -f $img show"
-"$bin/hammer" -f "$img" show
+echo "== hammer -f $img show | head -60"
+"$bin/hammer" -f "$img" show | head -60
 echo
 echo "== hammer -f $img checkmap"
 "$bin/hammer" -f "$img" checkmap
