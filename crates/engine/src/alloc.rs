@@ -14,8 +14,8 @@ use hammer_ondisk::*;
 use zerocopy::{FromBytes, IntoBytes};
 
 /// Errors the allocator adds.
-pub fn enospc(zone: u32) -> Error {
-    Error::Invalid(format!("no space left in zone {zone} (ENOSPC)"))
+pub fn enospc(_zone: u32) -> Error {
+    Error::Fs(crate::error::FsError::NoSpace)
 }
 
 impl VolumeSet {

@@ -24,12 +24,63 @@ pub enum Error {
     /// DragonFly's tools print for the same case.
     #[error("{0}")]
     Invalid(String),
+    /// A filesystem operation refused for a reason a POSIX caller knows.
+    #[error("{0}")]
+    Fs(FsError),
     /// An address outside every volume or zone.
     #[error("bad address {offset:#018x}: {what}")]
     BadAddress { what: &'static str, offset: u64 },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Refusals of filesystem operations, each with its errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FsError {
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("file exists")]
+    Exists,
+    #[error("not a directory")]
+    NotDir,
+    #[error("is a directory")]
+    IsDir,
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("file name too long")]
+    NameTooLong,
+    #[error("invalid argument")]
+    Invalid,
+    #[error("read-only: a past state cannot be changed")]
+    ReadOnly,
+    #[error("no space left on device")]
+    NoSpace,
+    #[error("file too large")]
+    TooBig,
+}
+
+impl FsError {
+    pub fn errno(self) -> i32 {
+        match self {
+            FsError::NotFound => libc::ENOENT,
+            FsError::Exists => libc::EEXIST,
+            FsError::NotDir => libc::ENOTDIR,
+            FsError::IsDir => libc::EISDIR,
+            FsError::NotEmpty => libc::ENOTEMPTY,
+            FsError::NameTooLong => libc::ENAMETOOLONG,
+            FsError::Invalid => libc::EINVAL,
+            FsError::ReadOnly => libc::EROFS,
+            FsError::NoSpace => libc::ENOSPC,
+            FsError::TooBig => libc::EFBIG,
+        }
+    }
+}
+
+impl From<FsError> for Error {
+    fn from(e: FsError) -> Error {
+        Error::Fs(e)
+    }
+}
 
 impl Error {
     pub fn io(path: impl Into<String>, source: io::Error) -> Error {

@@ -10,6 +10,7 @@ pub mod crashdev;
 pub mod device;
 pub mod error;
 pub mod flush;
+pub mod fs;
 pub mod fsread;
 pub mod import;
 pub mod recover;

@@ -1,0 +1,1069 @@
+//! The filesystem API the mount and the CLI share: objects (inodes,
+//! directories, files, symlinks, devices) of one PFS, read as of any TID and
+//! changed in transactions that `sync` makes durable — DragonFly's
+//! `hammer_vnops.c`/`hammer_object.c` layer, without the VFS.
+//!
+//! Transactions: every change between two syncs belongs to one flush and is
+//! stamped with that flush's TID. Because `create_tid` is part of the
+//! B-tree key, a record created in the current transaction is replaced or
+//! removed physically (it never reached disk), while a record from an older
+//! flush gets `delete_tid` set and stays as history — so two versions of one
+//! key never share a TID. Inodes are kept in memory while dirty and written
+//! once per flush, as the kernel does. Object ids come from the TID space
+//! (above the transaction's TID) so they never collide with later TIDs.
+//! With `nohistory` (volume-wide or per-inode flag) old versions are removed
+//! instead of kept.
+
+use crate::btree::BTree;
+use crate::error::{Error, FsError, Result};
+use crate::fsread::{DirEntry, FsReader};
+use crate::volume::{OpenOptions, VolumeSet};
+use hammer_ondisk::*;
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use zerocopy::{FromBytes, IntoBytes};
+
+/// Longest name a directory entry may carry.
+pub const NAME_MAX: usize = 255;
+/// Largest file offset we accept (keys are signed 64-bit end offsets).
+pub const MAX_FILE_SIZE: u64 = (i64::MAX as u64) - HAMMER_XBUFSIZE;
+
+/// Attributes of an object, as getattr reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: i64,
+    pub obj_type: u8,
+    pub mode: u16,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlinks: u64,
+    pub size: u64,
+    pub rdev: (u32, u32),
+    pub uflags: u32,
+    pub atime: u64,
+    pub mtime: u64,
+    pub ctime: u64,
+    pub parent: i64,
+}
+
+/// Changes setattr can make; `None` leaves a field alone.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SetAttr {
+    pub mode: Option<u16>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<u64>,
+    pub mtime: Option<u64>,
+    pub uflags: Option<u32>,
+}
+
+/// What a new object is.
+#[derive(Clone, Debug)]
+pub enum NewObject<'a> {
+    File,
+    Dir,
+    Symlink(&'a [u8]),
+    Fifo,
+    Socket,
+    CharDev(u32, u32),
+    BlockDev(u32, u32),
+}
+
+struct DirtyInode {
+    data: HammerInodeData,
+    /// Delete every record of the object at the next flush.
+    destroy: bool,
+}
+
+/// An opened HAMMER filesystem (one PFS of a volume set).
+pub struct Fs {
+    set: VolumeSet,
+    pfs_lo: u32,
+    /// TID of the transaction in progress, once something changed.
+    tid: Option<u64>,
+    /// Next object id to hand out in this transaction.
+    next_objid: i64,
+    inodes: BTreeMap<i64, DirtyInode>,
+    nohistory: bool,
+    /// Clock override for tests (microseconds).
+    pub clock: Option<u64>,
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// File offset → (block start, block size) as the kernel lays files out.
+pub fn block_of(off: u64) -> (u64, u64) {
+    if off < HAMMER_XDEMARC {
+        (off & !HAMMER_BUFMASK, HAMMER_BUFSIZE)
+    } else {
+        (off & !(HAMMER_XBUFSIZE - 1), HAMMER_XBUFSIZE)
+    }
+}
+
+impl Fs {
+    /// Opens volumes read-write (recovering an unfinished flush first).
+    pub fn open(paths: &[String], nohistory: bool) -> Result<Fs> {
+        let set = VolumeSet::open_paths(
+            paths,
+            &OpenOptions {
+                writable: true,
+                recover: true,
+                ..Default::default()
+            },
+        )?;
+        Fs::from_set(set, 0, nohistory)
+    }
+
+    pub fn from_set(set: VolumeSet, pfs_id: u32, nohistory: bool) -> Result<Fs> {
+        if set.version() < 6 {
+            return Err(Error::Invalid(format!(
+                "volume version {} can only be opened read-only; upgrade it with `hammer version-upgrade`",
+                set.version()
+            )));
+        }
+        Ok(Fs {
+            set,
+            pfs_lo: pfs_to_lo(pfs_id),
+            tid: None,
+            next_objid: 0,
+            inodes: BTreeMap::new(),
+            nohistory,
+            clock: None,
+        })
+    }
+
+    pub fn volumes(&self) -> &VolumeSet {
+        &self.set
+    }
+
+    pub fn into_volumes(self) -> VolumeSet {
+        self.set
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.unwrap_or_else(now_us)
+    }
+
+    fn reader(&self) -> FsReader<'_> {
+        FsReader::new(&self.set, lo_to_pfs(self.pfs_lo))
+    }
+
+    /// The TID the current transaction stamps its records with.
+    fn tid(&mut self) -> u64 {
+        if let Some(t) = self.tid {
+            return t;
+        }
+        // Above every TID handed out; newfs stamps the root records with
+        // 0x100000001 while leaving vol0_next_tid at 0x100000000.
+        let t = self.set.header().vol0_next_tid.max(0x1_0000_0001) + 1;
+        self.tid = Some(t);
+        self.next_objid = (t + 1) as i64;
+        t
+    }
+
+    /// The highest TID that is durable (what as-of reads of "now" see after
+    /// a sync).
+    pub fn last_tid(&self) -> u64 {
+        self.set.header().vol0_next_tid
+    }
+
+    fn root(&self) -> u64 {
+        self.set.header().vol0_btree_root
+    }
+
+    // ----------------------------------------------------------------
+    // Reads
+
+    /// An inode as of `asof`, current state including unsynced changes for
+    /// `HAMMER_MAX_TID`.
+    fn inode(&self, ino: i64, asof: u64) -> Result<HammerInodeData> {
+        if asof == HAMMER_MAX_TID {
+            if let Some(d) = self.inodes.get(&ino) {
+                if d.destroy {
+                    return Err(FsError::NotFound.into());
+                }
+                return Ok(d.data);
+            }
+        }
+        self.reader()
+            .inode(ino, asof)?
+            .ok_or(Error::Fs(FsError::NotFound))
+    }
+
+    pub fn getattr(&self, ino: i64, asof: u64) -> Result<Attr> {
+        let d = self.inode(ino, asof)?;
+        Ok(Attr {
+            ino,
+            obj_type: d.obj_type,
+            mode: d.mode,
+            uid: d.uid.unix_id(),
+            gid: d.gid.unix_id(),
+            nlinks: d.nlinks,
+            size: d.size,
+            rdev: (d.rmajor, d.rminor),
+            uflags: d.uflags,
+            atime: d.atime,
+            mtime: d.mtime,
+            ctime: d.ctime,
+            parent: d.parent_obj_id,
+        })
+    }
+
+    pub fn readdir(&self, dir: i64, asof: u64) -> Result<Vec<DirEntry>> {
+        let d = self.inode(dir, asof)?;
+        if d.obj_type != HAMMER_OBJTYPE_DIRECTORY {
+            return Err(FsError::NotDir.into());
+        }
+        self.scan_dir(dir, &d, asof)
+    }
+
+    fn scan_dir(&self, dir: i64, d: &HammerInodeData, asof: u64) -> Result<Vec<DirEntry>> {
+        let lo = self.dirent_lo(d);
+        let from = HammerBaseElm {
+            localization: lo,
+            obj_id: dir,
+            rec_type: HAMMER_RECTYPE_DIRENTRY,
+            key: HAMMER_MIN_KEY,
+            create_tid: 1,
+            ..Default::default()
+        };
+        let to = HammerBaseElm {
+            rec_type: HAMMER_RECTYPE_DIRENTRY + 1,
+            ..from
+        };
+        let mut out = Vec::new();
+        for e in self.scan_visible(&from, &to, asof)? {
+            let data = self.record_data(&e)?;
+            if data.len() < HAMMER_ENTRY_NAME_OFF {
+                return Err(Error::corrupt(
+                    "btree",
+                    "directory entry shorter than its head",
+                    e.data_offset,
+                ));
+            }
+            let head = HammerDirentryHead::read_from_bytes(&data[..HAMMER_ENTRY_NAME_OFF])
+                .expect("16 bytes");
+            out.push(DirEntry {
+                name: data[HAMMER_ENTRY_NAME_OFF..].to_vec(),
+                obj_id: head.obj_id,
+                obj_type: e.base.obj_type,
+                key: e.base.key,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn lookup(&self, dir: i64, name: &[u8], asof: u64) -> Result<Option<DirEntry>> {
+        let d = self.inode(dir, asof)?;
+        if d.obj_type != HAMMER_OBJTYPE_DIRECTORY {
+            return Err(FsError::NotDir.into());
+        }
+        Ok(self.find_entry(dir, &d, name, asof)?.map(|(e, _)| e))
+    }
+
+    /// Reads up to `len` bytes at `off` as of `asof`.
+    pub fn read(&self, ino: i64, off: u64, len: usize, asof: u64) -> Result<Vec<u8>> {
+        let d = self.inode(ino, asof)?;
+        match d.obj_type {
+            HAMMER_OBJTYPE_REGFILE | HAMMER_OBJTYPE_DBFILE => {}
+            HAMMER_OBJTYPE_DIRECTORY => return Err(FsError::IsDir.into()),
+            _ => return Err(FsError::Invalid.into()),
+        }
+        if off >= d.size {
+            return Ok(Vec::new());
+        }
+        let end = d.size.min(off.saturating_add(len as u64));
+        let mut out = vec![0u8; (end - off) as usize];
+        let lo = self.pfs_lo | HAMMER_LOCALIZE_MISC;
+        // Records are keyed by their end offset: the first one that can
+        // cover `off` has key > off.
+        let from = HammerBaseElm {
+            localization: lo,
+            obj_id: ino,
+            rec_type: HAMMER_RECTYPE_DATA,
+            key: (off + 1) as i64,
+            create_tid: 1,
+            ..Default::default()
+        };
+        let to = HammerBaseElm {
+            key: (end + HAMMER_XBUFSIZE).min(i64::MAX as u64) as i64,
+            ..from
+        };
+        for e in self.scan_visible(&from, &to, asof)? {
+            let len = e.data_len.max(0) as u64;
+            let start = (e.base.key as u64).saturating_sub(len);
+            if start >= end || start + len <= off {
+                continue;
+            }
+            let data = self.record_data(&e)?;
+            let a = start.max(off);
+            let b = (start + len).min(end);
+            out[(a - off) as usize..(b - off) as usize]
+                .copy_from_slice(&data[(a - start) as usize..(b - start) as usize]);
+        }
+        Ok(out)
+    }
+
+    pub fn readlink(&self, ino: i64, asof: u64) -> Result<Vec<u8>> {
+        let d = self.inode(ino, asof)?;
+        if d.obj_type != HAMMER_OBJTYPE_SOFTLINK {
+            return Err(FsError::Invalid.into());
+        }
+        let len = d.size as usize;
+        if len <= HAMMER_INODE_BASESYMLEN {
+            return Ok(d.ext[..len].to_vec());
+        }
+        let lo = self.pfs_lo | HAMMER_LOCALIZE_MISC;
+        let e = self
+            .tree_lookup(lo, ino, HAMMER_RECTYPE_FIX, HAMMER_FIXKEY_SYMLINK, asof)?
+            .ok_or_else(|| Error::corrupt("btree", "long symlink without its FIX record", 0))?;
+        self.record_data(&e)
+    }
+
+    /// Every TID at which the object's inode changed (its history).
+    pub fn history(&self, ino: i64) -> Result<Vec<u64>> {
+        let lo = self.pfs_lo | HAMMER_LOCALIZE_INODE;
+        let mut set = std::collections::BTreeSet::new();
+        for e in self.versions(lo, ino, HAMMER_RECTYPE_INODE, 0)? {
+            set.insert(e.base.create_tid);
+            if e.base.delete_tid != 0 {
+                set.insert(e.base.delete_tid);
+            }
+        }
+        Ok(set.into_iter().collect())
+    }
+
+    // ----------------------------------------------------------------
+    // B-tree helpers
+
+    fn ro_tree<T>(&self, f: impl FnOnce(&BTree<ReadOnly<'_>>) -> Result<T>) -> Result<T> {
+        let mut store = ReadOnly(&self.set);
+        let t = BTree::new(&mut store, self.root());
+        f(&t)
+    }
+
+    fn scan_visible(
+        &self,
+        from: &HammerBaseElm,
+        to: &HammerBaseElm,
+        asof: u64,
+    ) -> Result<Vec<HammerBtreeLeafElm>> {
+        let mut v = Vec::new();
+        self.ro_tree(|t| {
+            t.scan(from, to, &mut |e| {
+                if visible_at(e.base.create_tid, e.base.delete_tid, asof) {
+                    v.push(*e);
+                }
+                ControlFlow::Continue(())
+            })
+        })?;
+        Ok(v)
+    }
+
+    fn versions(&self, lo: u32, obj: i64, rt: u16, key: i64) -> Result<Vec<HammerBtreeLeafElm>> {
+        self.ro_tree(|t| t.versions(lo, obj, rt, key))
+    }
+
+    fn tree_lookup(
+        &self,
+        lo: u32,
+        obj: i64,
+        rt: u16,
+        key: i64,
+        asof: u64,
+    ) -> Result<Option<HammerBtreeLeafElm>> {
+        self.ro_tree(|t| t.lookup(lo, obj, rt, key, asof))
+    }
+
+    fn record_data(&self, e: &HammerBtreeLeafElm) -> Result<Vec<u8>> {
+        if e.data_len <= 0 {
+            return Ok(Vec::new());
+        }
+        if e.data_len as u64 > HAMMER_XBUFSIZE {
+            return Err(Error::corrupt(
+                "btree",
+                format!("record data length {}", e.data_len),
+                e.data_offset,
+            ));
+        }
+        let d = self.set.read(e.data_offset, e.data_len as usize)?;
+        if leaf_data_crc_ok(self.set.version(), e.base.rec_type, &d, e.data_crc).is_none() {
+            return Err(Error::corrupt(
+                "btree",
+                "record data CRC mismatch",
+                e.data_offset,
+            ));
+        }
+        Ok(d)
+    }
+
+    fn dirent_lo(&self, dir: &HammerInodeData) -> u32 {
+        self.pfs_lo
+            | if dir.cap_flags & HAMMER_INODE_CAP_DIR_LOCAL_INO != 0 {
+                HAMMER_LOCALIZE_INODE
+            } else {
+                HAMMER_LOCALIZE_MISC
+            }
+    }
+
+    /// The visible entry named `name`, and its leaf.
+    fn find_entry(
+        &self,
+        dir: i64,
+        d: &HammerInodeData,
+        name: &[u8],
+        asof: u64,
+    ) -> Result<Option<(DirEntry, HammerBtreeLeafElm)>> {
+        let lo = self.dirent_lo(d);
+        let (key, iter) = dirhash(d.cap_flags, name);
+        let from = HammerBaseElm {
+            localization: lo,
+            obj_id: dir,
+            rec_type: HAMMER_RECTYPE_DIRENTRY,
+            key,
+            create_tid: 1,
+            ..Default::default()
+        };
+        let to = HammerBaseElm {
+            key: key.saturating_add(iter).saturating_add(1),
+            ..from
+        };
+        for e in self.scan_visible(&from, &to, asof)? {
+            if e.data_len as usize != HAMMER_ENTRY_NAME_OFF + name.len() {
+                continue;
+            }
+            let data = self.record_data(&e)?;
+            if &data[HAMMER_ENTRY_NAME_OFF..] == name {
+                let head = HammerDirentryHead::read_from_bytes(&data[..HAMMER_ENTRY_NAME_OFF])
+                    .expect("16 bytes");
+                return Ok(Some((
+                    DirEntry {
+                        name: name.to_vec(),
+                        obj_id: head.obj_id,
+                        obj_type: e.base.obj_type,
+                        key: e.base.key,
+                    },
+                    e,
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    fn history_kept(&self, d: &HammerInodeData) -> bool {
+        !self.nohistory && d.uflags & (UF_NOHISTORY | SF_NOHISTORY) == 0
+    }
+
+    fn leaf(&self, lo: u32, obj: i64, rt: u16, key: i64, ot: u8, tid: u64) -> HammerBtreeLeafElm {
+        HammerBtreeLeafElm {
+            base: HammerBaseElm {
+                obj_id: obj,
+                key,
+                create_tid: tid,
+                delete_tid: 0,
+                rec_type: rt,
+                obj_type: ot,
+                btype: HAMMER_BTREE_TYPE_RECORD,
+                localization: lo,
+            },
+            create_ts: (self.now() / 1_000_000) as u32,
+            ..Default::default()
+        }
+    }
+
+    /// Stores record data in its zone and inserts the leaf.
+    fn insert_record(&mut self, mut e: HammerBtreeLeafElm, data: &[u8]) -> Result<()> {
+        if !data.is_empty() {
+            let zone = match e.base.rec_type {
+                HAMMER_RECTYPE_DATA | HAMMER_RECTYPE_DB => data_zone_index(data.len() as u64),
+                _ => HAMMER_ZONE_META_INDEX,
+            };
+            let off = self.set.alloc(zone, data.len() as u64)?;
+            self.set.write(off, data)?;
+            e.data_offset = off;
+            e.data_len = data.len() as i32;
+            e.data_crc = leaf_data_crc(self.set.crc_kind(), e.base.rec_type, data);
+        }
+        let root = self.root();
+        BTree::new(&mut self.set, root).insert(&e)
+    }
+
+    /// Ends a record's life at this transaction: removed outright if it was
+    /// made in this transaction or history is off, else marked deleted.
+    fn retire(&mut self, e: &HammerBtreeLeafElm, keep_history: bool) -> Result<()> {
+        let tid = self.tid();
+        let root = self.root();
+        if e.base.create_tid == tid || !keep_history {
+            BTree::new(&mut self.set, root).remove(&e.base)?;
+            if e.data_len > 0 {
+                self.set.free(e.data_offset, e.data_len as u64)?;
+            }
+        } else {
+            let mut d = *e;
+            d.base.delete_tid = tid;
+            d.delete_ts = (self.now() / 1_000_000) as u32;
+            BTree::new(&mut self.set, root).update(&d)?;
+        }
+        Ok(())
+    }
+
+    fn dirty(&mut self, ino: i64) -> Result<&mut HammerInodeData> {
+        if !self.inodes.contains_key(&ino) {
+            let d = self
+                .reader()
+                .inode(ino, HAMMER_MAX_TID)?
+                .ok_or(Error::Fs(FsError::NotFound))?;
+            self.inodes.insert(
+                ino,
+                DirtyInode {
+                    data: d,
+                    destroy: false,
+                },
+            );
+        }
+        let di = self.inodes.get_mut(&ino).expect("inserted");
+        if di.destroy {
+            return Err(FsError::NotFound.into());
+        }
+        Ok(&mut di.data)
+    }
+
+    // ----------------------------------------------------------------
+    // Changes
+
+    fn check_name(name: &[u8]) -> Result<()> {
+        if name.is_empty()
+            || name == b"."
+            || name == b".."
+            || name.contains(&b'/')
+            || name.contains(&0)
+        {
+            return Err(FsError::Invalid.into());
+        }
+        if name.len() > NAME_MAX {
+            return Err(FsError::NameTooLong.into());
+        }
+        Ok(())
+    }
+
+    fn dir_inode(&self, dir: i64) -> Result<HammerInodeData> {
+        let d = self.inode(dir, HAMMER_MAX_TID)?;
+        if d.obj_type != HAMMER_OBJTYPE_DIRECTORY {
+            return Err(FsError::NotDir.into());
+        }
+        Ok(d)
+    }
+
+    fn add_entry(&mut self, dir: i64, name: &[u8], target: i64, obj_type: u8) -> Result<()> {
+        let d = self.dir_inode(dir)?;
+        let lo = self.dirent_lo(&d);
+        let (base, max_iter) = dirhash(d.cap_flags, name);
+        let mut key = base;
+        while self
+            .tree_lookup(lo, dir, HAMMER_RECTYPE_DIRENTRY, key, HAMMER_MAX_TID)?
+            .is_some()
+        {
+            if key - base >= max_iter {
+                return Err(FsError::NoSpace.into());
+            }
+            key += 1;
+        }
+        let tid = self.tid();
+        let mut data = HammerDirentryHead {
+            obj_id: target,
+            localization: self.pfs_lo,
+            reserved01: 0,
+        }
+        .as_bytes()
+        .to_vec();
+        data.extend_from_slice(name);
+        let e = self.leaf(lo, dir, HAMMER_RECTYPE_DIRENTRY, key, obj_type, tid);
+        self.insert_record(e, &data)?;
+        let now = self.now();
+        let di = self.dirty(dir)?;
+        di.mtime = now;
+        di.ctime = now;
+        Ok(())
+    }
+
+    fn remove_entry(&mut self, dir: i64, name: &[u8]) -> Result<DirEntry> {
+        let d = self.dir_inode(dir)?;
+        let (ent, leaf) = self
+            .find_entry(dir, &d, name, HAMMER_MAX_TID)?
+            .ok_or(Error::Fs(FsError::NotFound))?;
+        let keep = self.history_kept(&d);
+        self.retire(&leaf, keep)?;
+        let now = self.now();
+        let di = self.dirty(dir)?;
+        di.mtime = now;
+        di.ctime = now;
+        Ok(ent)
+    }
+
+    /// Creates an object named `name` in `dir`.
+    pub fn create(
+        &mut self,
+        dir: i64,
+        name: &[u8],
+        what: NewObject<'_>,
+        mode: u16,
+        uid: u32,
+        gid: u32,
+    ) -> Result<Attr> {
+        Self::check_name(name)?;
+        let parent = self.dir_inode(dir)?;
+        if self
+            .find_entry(dir, &parent, name, HAMMER_MAX_TID)?
+            .is_some()
+        {
+            return Err(FsError::Exists.into());
+        }
+        let tid = self.tid();
+        let ino = self.next_objid;
+        self.next_objid += 1;
+        let now = self.now();
+        let version = self.set.version();
+        let mut d = HammerInodeData {
+            version: HAMMER_INODE_DATA_VERSION,
+            mode: mode & 0o7777,
+            ctime: now,
+            mtime: now,
+            atime: now,
+            parent_obj_id: dir,
+            uid: HammerUuid::from_unix_id(uid),
+            gid: HammerUuid::from_unix_id(gid),
+            nlinks: 1,
+            ..Default::default()
+        };
+        d.obj_type = match what {
+            NewObject::File => HAMMER_OBJTYPE_REGFILE,
+            NewObject::Dir => {
+                d.cap_flags = if version >= 6 {
+                    HAMMER_INODE_CAP_DIRHASH_ALG1 | HAMMER_INODE_CAP_DIR_LOCAL_INO
+                } else {
+                    HAMMER_INODE_CAP_DIR_LOCAL_INO
+                };
+                HAMMER_OBJTYPE_DIRECTORY
+            }
+            NewObject::Symlink(target) => {
+                if target.is_empty() || target.len() > 4095 {
+                    return Err(FsError::Invalid.into());
+                }
+                d.size = target.len() as u64;
+                if target.len() <= HAMMER_INODE_BASESYMLEN {
+                    d.ext[..target.len()].copy_from_slice(target);
+                } else {
+                    let e = self.leaf(
+                        self.pfs_lo | HAMMER_LOCALIZE_MISC,
+                        ino,
+                        HAMMER_RECTYPE_FIX,
+                        HAMMER_FIXKEY_SYMLINK,
+                        HAMMER_OBJTYPE_SOFTLINK,
+                        tid,
+                    );
+                    self.insert_record(e, target)?;
+                }
+                HAMMER_OBJTYPE_SOFTLINK
+            }
+            NewObject::Fifo => HAMMER_OBJTYPE_FIFO,
+            NewObject::Socket => HAMMER_OBJTYPE_SOCKET,
+            NewObject::CharDev(ma, mi) => {
+                d.rmajor = ma;
+                d.rminor = mi;
+                HAMMER_OBJTYPE_CDEV
+            }
+            NewObject::BlockDev(ma, mi) => {
+                d.rmajor = ma;
+                d.rminor = mi;
+                HAMMER_OBJTYPE_BDEV
+            }
+        };
+        self.add_entry(dir, name, ino, d.obj_type)?;
+        self.inodes.insert(
+            ino,
+            DirtyInode {
+                data: d,
+                destroy: false,
+            },
+        );
+        self.set.header_mut().vol0_stat_inodes += 1;
+        self.getattr(ino, HAMMER_MAX_TID)
+    }
+
+    /// A new name for an existing non-directory.
+    pub fn link(&mut self, ino: i64, dir: i64, name: &[u8]) -> Result<Attr> {
+        Self::check_name(name)?;
+        let d = self.inode(ino, HAMMER_MAX_TID)?;
+        if d.obj_type == HAMMER_OBJTYPE_DIRECTORY {
+            return Err(Error::Fs(FsError::IsDir));
+        }
+        let parent = self.dir_inode(dir)?;
+        if self
+            .find_entry(dir, &parent, name, HAMMER_MAX_TID)?
+            .is_some()
+        {
+            return Err(FsError::Exists.into());
+        }
+        self.add_entry(dir, name, ino, d.obj_type)?;
+        let now = self.now();
+        let di = self.dirty(ino)?;
+        di.nlinks += 1;
+        di.ctime = now;
+        self.getattr(ino, HAMMER_MAX_TID)
+    }
+
+    fn drop_link(&mut self, ino: i64) -> Result<()> {
+        let now = self.now();
+        let di = self.dirty(ino)?;
+        di.nlinks = di.nlinks.saturating_sub(1);
+        di.ctime = now;
+        if di.nlinks == 0 {
+            self.inodes.get_mut(&ino).expect("dirty").destroy = true;
+        }
+        Ok(())
+    }
+
+    /// Removes a non-directory name.
+    pub fn unlink(&mut self, dir: i64, name: &[u8]) -> Result<()> {
+        let parent = self.dir_inode(dir)?;
+        let (ent, _) = self
+            .find_entry(dir, &parent, name, HAMMER_MAX_TID)?
+            .ok_or(Error::Fs(FsError::NotFound))?;
+        if ent.obj_type == HAMMER_OBJTYPE_DIRECTORY {
+            return Err(FsError::IsDir.into());
+        }
+        self.remove_entry(dir, name)?;
+        self.drop_link(ent.obj_id)
+    }
+
+    /// Removes an empty directory.
+    pub fn rmdir(&mut self, dir: i64, name: &[u8]) -> Result<()> {
+        let parent = self.dir_inode(dir)?;
+        let (ent, _) = self
+            .find_entry(dir, &parent, name, HAMMER_MAX_TID)?
+            .ok_or(Error::Fs(FsError::NotFound))?;
+        if ent.obj_type != HAMMER_OBJTYPE_DIRECTORY {
+            return Err(FsError::NotDir.into());
+        }
+        if !self.readdir(ent.obj_id, HAMMER_MAX_TID)?.is_empty() {
+            return Err(FsError::NotEmpty.into());
+        }
+        self.remove_entry(dir, name)?;
+        self.drop_link(ent.obj_id)
+    }
+
+    /// Renames, replacing a target of a compatible type.
+    pub fn rename(&mut self, sdir: i64, sname: &[u8], ddir: i64, dname: &[u8]) -> Result<()> {
+        Self::check_name(dname)?;
+        let sd = self.dir_inode(sdir)?;
+        let (src, _) = self
+            .find_entry(sdir, &sd, sname, HAMMER_MAX_TID)?
+            .ok_or(Error::Fs(FsError::NotFound))?;
+        let dd = self.dir_inode(ddir)?;
+        if src.obj_type == HAMMER_OBJTYPE_DIRECTORY {
+            // A directory cannot move below itself.
+            let mut p = ddir;
+            for _ in 0..4096 {
+                if p == src.obj_id {
+                    return Err(FsError::Invalid.into());
+                }
+                if p == HAMMER_OBJID_ROOT || p == 0 {
+                    break;
+                }
+                p = self.inode(p, HAMMER_MAX_TID)?.parent_obj_id;
+            }
+        }
+        if let Some((dst, _)) = self.find_entry(ddir, &dd, dname, HAMMER_MAX_TID)? {
+            if dst.obj_id == src.obj_id {
+                return Ok(());
+            }
+            match (
+                src.obj_type == HAMMER_OBJTYPE_DIRECTORY,
+                dst.obj_type == HAMMER_OBJTYPE_DIRECTORY,
+            ) {
+                (true, false) => return Err(FsError::NotDir.into()),
+                (false, true) => return Err(FsError::IsDir.into()),
+                (true, true) if !self.readdir(dst.obj_id, HAMMER_MAX_TID)?.is_empty() => {
+                    return Err(FsError::NotEmpty.into())
+                }
+                _ => {}
+            }
+            self.remove_entry(ddir, dname)?;
+            self.drop_link(dst.obj_id)?;
+        }
+        self.remove_entry(sdir, sname)?;
+        self.add_entry(ddir, dname, src.obj_id, src.obj_type)?;
+        let now = self.now();
+        let di = self.dirty(src.obj_id)?;
+        di.ctime = now;
+        if di.obj_type == HAMMER_OBJTYPE_DIRECTORY {
+            di.parent_obj_id = ddir;
+        }
+        Ok(())
+    }
+
+    /// Changes attributes; a size change truncates or extends.
+    pub fn setattr(&mut self, ino: i64, a: &SetAttr) -> Result<Attr> {
+        if let Some(size) = a.size {
+            self.truncate(ino, size)?;
+        }
+        let now = self.now();
+        let di = self.dirty(ino)?;
+        if let Some(m) = a.mode {
+            di.mode = m & 0o7777;
+        }
+        if let Some(u) = a.uid {
+            di.uid = HammerUuid::from_unix_id(u);
+        }
+        if let Some(g) = a.gid {
+            di.gid = HammerUuid::from_unix_id(g);
+        }
+        if let Some(t) = a.atime {
+            di.atime = t;
+        }
+        if let Some(t) = a.mtime {
+            di.mtime = t;
+        }
+        if let Some(f) = a.uflags {
+            di.uflags = f;
+        }
+        di.ctime = now;
+        self.getattr(ino, HAMMER_MAX_TID)
+    }
+
+    /// The visible DATA records of `ino` that overlap `[from, to)`.
+    fn data_records(&self, ino: i64, from: u64, to: u64) -> Result<Vec<HammerBtreeLeafElm>> {
+        let lo = self.pfs_lo | HAMMER_LOCALIZE_MISC;
+        let a = HammerBaseElm {
+            localization: lo,
+            obj_id: ino,
+            rec_type: HAMMER_RECTYPE_DATA,
+            key: (from + 1).min(i64::MAX as u64) as i64,
+            create_tid: 1,
+            ..Default::default()
+        };
+        let b = HammerBaseElm {
+            key: to.saturating_add(HAMMER_XBUFSIZE).min(i64::MAX as u64) as i64,
+            ..a
+        };
+        Ok(self
+            .scan_visible(&a, &b, HAMMER_MAX_TID)?
+            .into_iter()
+            .filter(|e| {
+                let start = (e.base.key as u64).saturating_sub(e.data_len.max(0) as u64);
+                start < to && (e.base.key as u64) > from
+            })
+            .collect())
+    }
+
+    /// Rewrites the block holding `block_off` with `content` (which is the
+    /// whole block, `bsize` bytes), replacing whatever record covered it.
+    fn put_block(
+        &mut self,
+        ino: i64,
+        block_off: u64,
+        bsize: u64,
+        content: &[u8],
+        file_size: u64,
+    ) -> Result<()> {
+        let keep = {
+            let d = self.inode(ino, HAMMER_MAX_TID)?;
+            self.history_kept(&d)
+        };
+        for e in self.data_records(ino, block_off, block_off + bsize)? {
+            self.retire(&e, keep)?;
+        }
+        // A file of at most half a buffer keeps one small record.
+        let len = if block_off == 0 && file_size <= HAMMER_HBUFSIZE {
+            data_doalign(file_size.max(1))
+        } else {
+            bsize
+        };
+        let tid = self.tid();
+        let e = self.leaf(
+            self.pfs_lo | HAMMER_LOCALIZE_MISC,
+            ino,
+            HAMMER_RECTYPE_DATA,
+            (block_off + len) as i64,
+            HAMMER_OBJTYPE_REGFILE,
+            tid,
+        );
+        self.insert_record(e, &content[..len as usize])
+    }
+
+    /// Writes `data` at `off`; returns the bytes written.
+    pub fn write(&mut self, ino: i64, off: u64, data: &[u8]) -> Result<usize> {
+        let d = self.inode(ino, HAMMER_MAX_TID)?;
+        match d.obj_type {
+            HAMMER_OBJTYPE_REGFILE => {}
+            HAMMER_OBJTYPE_DIRECTORY => return Err(FsError::IsDir.into()),
+            _ => return Err(FsError::Invalid.into()),
+        }
+        let end = off
+            .checked_add(data.len() as u64)
+            .filter(|&e| e <= MAX_FILE_SIZE)
+            .ok_or(Error::Fs(FsError::TooBig))?;
+        let new_size = d.size.max(end);
+        let mut pos = off;
+        while pos < end {
+            let (bstart, bsize) = block_of(pos);
+            let mut block = self.read(ino, bstart, bsize as usize, HAMMER_MAX_TID)?;
+            block.resize(bsize as usize, 0);
+            let n = (bstart + bsize).min(end) - pos;
+            let at = (pos - bstart) as usize;
+            block[at..at + n as usize]
+                .copy_from_slice(&data[(pos - off) as usize..(pos - off + n) as usize]);
+            // Bytes past the new end of file stay zero.
+            let valid = (new_size - bstart).min(bsize) as usize;
+            block[valid..].fill(0);
+            self.put_block(ino, bstart, bsize, &block, new_size)?;
+            pos += n;
+        }
+        let now = self.now();
+        let di = self.dirty(ino)?;
+        di.size = new_size;
+        di.mtime = now;
+        di.ctime = now;
+        Ok(data.len())
+    }
+
+    /// Sets a file's size: records wholly past it go, the block straddling it
+    /// is rewritten with zeros past the end.
+    pub fn truncate(&mut self, ino: i64, size: u64) -> Result<()> {
+        let d = self.inode(ino, HAMMER_MAX_TID)?;
+        match d.obj_type {
+            HAMMER_OBJTYPE_REGFILE => {}
+            HAMMER_OBJTYPE_DIRECTORY => return Err(FsError::IsDir.into()),
+            _ => return Err(FsError::Invalid.into()),
+        }
+        if size > MAX_FILE_SIZE {
+            return Err(FsError::TooBig.into());
+        }
+        if size < d.size {
+            let keep = self.history_kept(&d);
+            for e in self.data_records(ino, size, u64::MAX - HAMMER_XBUFSIZE)? {
+                let start = (e.base.key as u64).saturating_sub(e.data_len.max(0) as u64);
+                if start >= size {
+                    self.retire(&e, keep)?;
+                }
+            }
+            if size > 0 {
+                let (bstart, bsize) = block_of(size - 1);
+                if !self.data_records(ino, bstart, bstart + bsize)?.is_empty() {
+                    let mut block = self.read(ino, bstart, bsize as usize, HAMMER_MAX_TID)?;
+                    block.resize(bsize as usize, 0);
+                    block[(size - bstart) as usize..].fill(0);
+                    // `read` already clipped at the old size; the rewrite
+                    // keeps only what lies below the new one.
+                    self.put_block(ino, bstart, bsize, &block, size)?;
+                }
+            }
+        }
+        let now = self.now();
+        let di = self.dirty(ino)?;
+        di.size = size;
+        di.mtime = now;
+        di.ctime = now;
+        Ok(())
+    }
+
+    /// Writes the dirty inodes of this transaction into the B-tree: a new
+    /// version per changed inode; destroyed objects lose every record.
+    fn write_inodes(&mut self) -> Result<()> {
+        let inodes = std::mem::take(&mut self.inodes);
+        let tid = self.tid();
+        let lo = self.pfs_lo | HAMMER_LOCALIZE_INODE;
+        for (ino, di) in inodes {
+            let keep = self.history_kept(&di.data);
+            if let Some(old) = self.tree_lookup(lo, ino, HAMMER_RECTYPE_INODE, 0, HAMMER_MAX_TID)? {
+                self.retire(&old, keep)?;
+            }
+            if di.destroy {
+                self.destroy_records(ino, keep)?;
+                self.set.header_mut().vol0_stat_inodes -= 1;
+                continue;
+            }
+            let e = self.leaf(lo, ino, HAMMER_RECTYPE_INODE, 0, di.data.obj_type, tid);
+            self.insert_record(e, di.data.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Ends every record of an object (data, symlink target, entries of an
+    /// empty directory are already gone).
+    fn destroy_records(&mut self, ino: i64, keep: bool) -> Result<()> {
+        let lo = self.pfs_lo | HAMMER_LOCALIZE_MISC;
+        let from = HammerBaseElm {
+            localization: lo,
+            obj_id: ino,
+            rec_type: 0,
+            key: HAMMER_MIN_KEY,
+            create_tid: 1,
+            ..Default::default()
+        };
+        let to = HammerBaseElm {
+            obj_id: ino + 1,
+            ..from
+        };
+        for e in self.scan_visible(&from, &to, HAMMER_MAX_TID)? {
+            self.retire(&e, keep)?;
+        }
+        Ok(())
+    }
+
+    /// Makes everything changed so far durable and final; returns the TID
+    /// of the flush (reads as of it see exactly this state).
+    pub fn sync(&mut self) -> Result<u64> {
+        if self.tid.is_none() && self.inodes.is_empty() {
+            return Ok(self.last_tid());
+        }
+        let tid = self.tid();
+        self.write_inodes()?;
+        let top = tid.max((self.next_objid - 1) as u64);
+        self.set.header_mut().vol0_next_tid = top;
+        self.set.flush()?;
+        self.tid = None;
+        Ok(tid)
+    }
+
+    /// statfs figures: (total bytes, free bytes, inodes).
+    pub fn statfs(&self) -> (u64, u64, u64) {
+        let h = self.set.header();
+        let bb = HAMMER_BIGBLOCK_SIZE;
+        (
+            h.vol0_stat_bigblocks as u64 * bb,
+            h.vol0_stat_freebigblocks as u64 * bb,
+            h.vol0_stat_inodes as u64,
+        )
+    }
+}
+
+/// Read-only node access for scans from `&self`.
+struct ReadOnly<'a>(&'a VolumeSet);
+
+impl crate::btree::NodeStore for ReadOnly<'_> {
+    fn read(&self, off: u64) -> Result<HammerNodeOndisk> {
+        self.0.read_node(off)
+    }
+    fn write(&mut self, off: u64, _: &HammerNodeOndisk) -> Result<()> {
+        Err(Error::BadAddress {
+            what: "write through a reader",
+            offset: off,
+        })
+    }
+    fn alloc(&mut self) -> Result<u64> {
+        Err(Error::Invalid("allocation through a reader".into()))
+    }
+    fn free(&mut self, off: u64) -> Result<()> {
+        Err(Error::BadAddress {
+            what: "free through a reader",
+            offset: off,
+        })
+    }
+}
