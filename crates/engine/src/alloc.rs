@@ -13,6 +13,10 @@ use crate::volume::VolumeSet;
 use hammer_ondisk::*;
 use zerocopy::{FromBytes, IntoBytes};
 
+/// Free big-blocks that file data may not take: they are kept for the
+/// metadata a flush writes.
+pub const DATA_RESERVE_BIGBLOCKS: i64 = 2;
+
 /// Errors the allocator adds.
 pub fn enospc(_zone: u32) -> Error {
     Error::Fs(crate::error::FsError::NoSpace)
@@ -98,6 +102,14 @@ impl VolumeSet {
             if l2.zone as u32 == zone && l2.append_off as u64 >= HAMMER_BIGBLOCK_SIZE {
                 next = bb_next;
                 continue;
+            }
+            if l2.zone == 0
+                && (zone == HAMMER_ZONE_LARGE_DATA_INDEX || zone == HAMMER_ZONE_SMALL_DATA_INDEX)
+                && self.header().vol0_stat_freebigblocks <= DATA_RESERVE_BIGBLOCKS
+            {
+                // The last big-blocks are kept for metadata, so that a flush
+                // (inodes, B-tree splits, freemap) never runs out half-way.
+                return Err(enospc(zone));
             }
             if l2.zone == 0 {
                 // Claim the free big-block for this zone.

@@ -25,6 +25,9 @@ use zerocopy::{FromBytes, IntoBytes};
 
 /// Longest name a directory entry may carry.
 pub const NAME_MAX: usize = 255;
+/// Dirty buffer memory that triggers an early flush.
+pub const MAX_DIRTY_BYTES: u64 = 128 << 20;
+
 /// Largest file offset we accept (keys are signed 64-bit end offsets).
 pub const MAX_FILE_SIZE: u64 = (i64::MAX as u64) - HAMMER_XBUFSIZE;
 
@@ -478,7 +481,16 @@ impl Fs {
     }
 
     /// Stores record data in its zone and inserts the leaf.
-    fn insert_record(&mut self, mut e: HammerBtreeLeafElm, data: &[u8]) -> Result<()> {
+    fn insert_record(&mut self, e: HammerBtreeLeafElm, data: &[u8]) -> Result<()> {
+        let e = self.store_data(e, data)?;
+        let root = self.root();
+        BTree::new(&mut self.set, root).insert(&e)
+    }
+
+    /// Allocates and writes a record's data, filling in the leaf's data
+    /// fields; the tree is not touched yet, so running out of space here
+    /// changes nothing.
+    fn store_data(&mut self, mut e: HammerBtreeLeafElm, data: &[u8]) -> Result<HammerBtreeLeafElm> {
         if !data.is_empty() {
             let zone = match e.base.rec_type {
                 HAMMER_RECTYPE_DATA | HAMMER_RECTYPE_DB => data_zone_index(data.len() as u64),
@@ -490,8 +502,7 @@ impl Fs {
             e.data_len = data.len() as i32;
             e.data_crc = leaf_data_crc(self.set.crc_kind(), e.base.rec_type, data);
         }
-        let root = self.root();
-        BTree::new(&mut self.set, root).insert(&e)
+        Ok(e)
     }
 
     /// Ends a record's life at this transaction: removed outright if it was
@@ -616,6 +627,7 @@ impl Fs {
         uid: u32,
         gid: u32,
     ) -> Result<Attr> {
+        self.maybe_sync()?;
         Self::check_name(name)?;
         let parent = self.dir_inode(dir)?;
         if self
@@ -698,6 +710,7 @@ impl Fs {
 
     /// A new name for an existing non-directory.
     pub fn link(&mut self, ino: i64, dir: i64, name: &[u8]) -> Result<Attr> {
+        self.maybe_sync()?;
         Self::check_name(name)?;
         let d = self.inode(ino, HAMMER_MAX_TID)?;
         if d.obj_type == HAMMER_OBJTYPE_DIRECTORY {
@@ -731,6 +744,7 @@ impl Fs {
 
     /// Removes a non-directory name.
     pub fn unlink(&mut self, dir: i64, name: &[u8]) -> Result<()> {
+        self.maybe_sync()?;
         let parent = self.dir_inode(dir)?;
         let (ent, _) = self
             .find_entry(dir, &parent, name, HAMMER_MAX_TID)?
@@ -744,6 +758,7 @@ impl Fs {
 
     /// Removes an empty directory.
     pub fn rmdir(&mut self, dir: i64, name: &[u8]) -> Result<()> {
+        self.maybe_sync()?;
         let parent = self.dir_inode(dir)?;
         let (ent, _) = self
             .find_entry(dir, &parent, name, HAMMER_MAX_TID)?
@@ -760,6 +775,7 @@ impl Fs {
 
     /// Renames, replacing a target of a compatible type.
     pub fn rename(&mut self, sdir: i64, sname: &[u8], ddir: i64, dname: &[u8]) -> Result<()> {
+        self.maybe_sync()?;
         Self::check_name(dname)?;
         let sd = self.dir_inode(sdir)?;
         let (src, _) = self
@@ -810,6 +826,7 @@ impl Fs {
 
     /// Changes attributes; a size change truncates or extends.
     pub fn setattr(&mut self, ino: i64, a: &SetAttr) -> Result<Attr> {
+        self.maybe_sync()?;
         if let Some(size) = a.size {
             self.truncate(ino, size)?;
         }
@@ -876,9 +893,6 @@ impl Fs {
             let d = self.inode(ino, HAMMER_MAX_TID)?;
             self.history_kept(&d)
         };
-        for e in self.data_records(ino, block_off, block_off + bsize)? {
-            self.retire(&e, keep)?;
-        }
         // A file of at most half a buffer keeps one small record.
         let len = if block_off == 0 && file_size <= HAMMER_HBUFSIZE {
             data_doalign(file_size.max(1))
@@ -894,11 +908,18 @@ impl Fs {
             HAMMER_OBJTYPE_REGFILE,
             tid,
         );
-        self.insert_record(e, &content[..len as usize])
+        // The new data first: if there is no room, the old block stays.
+        let e = self.store_data(e, &content[..len as usize])?;
+        for old in self.data_records(ino, block_off, block_off + bsize)? {
+            self.retire(&old, keep)?;
+        }
+        let root = self.root();
+        BTree::new(&mut self.set, root).insert(&e)
     }
 
     /// Writes `data` at `off`; returns the bytes written.
     pub fn write(&mut self, ino: i64, off: u64, data: &[u8]) -> Result<usize> {
+        self.maybe_sync()?;
         let d = self.inode(ino, HAMMER_MAX_TID)?;
         match d.obj_type {
             HAMMER_OBJTYPE_REGFILE => {}
@@ -924,6 +945,11 @@ impl Fs {
             block[valid..].fill(0);
             self.put_block(ino, bstart, bsize, &block, new_size)?;
             pos += n;
+            if pos < end {
+                // Records past the inode's size are ignored by readers, so
+                // an early flush here leaves a consistent file.
+                self.maybe_sync()?;
+            }
         }
         let now = self.now();
         let di = self.dirty(ino)?;
@@ -936,6 +962,7 @@ impl Fs {
     /// Sets a file's size: records wholly past it go, the block straddling it
     /// is rewritten with zeros past the end.
     pub fn truncate(&mut self, ino: i64, size: u64) -> Result<()> {
+        self.maybe_sync()?;
         let d = self.inode(ino, HAMMER_MAX_TID)?;
         match d.obj_type {
             HAMMER_OBJTYPE_REGFILE => {}
@@ -1030,6 +1057,21 @@ impl Fs {
         self.set.flush()?;
         self.tid = None;
         Ok(tid)
+    }
+
+    /// Flushes early when the pending change would not fit comfortably in
+    /// the UNDO FIFO or holds too much memory: a long write or a big tree
+    /// copy becomes several flushes, each final and consistent on its own.
+    fn maybe_sync(&mut self) -> Result<()> {
+        let fifo = self.set.header().vol0_blockmap[HAMMER_ZONE_UNDO_INDEX as usize].alloc_offset
+            & HAMMER_OFF_LONG_MASK;
+        // Worst case per metadata buffer: all of it logged, plus record heads.
+        let undo_worst = self.set.dirty_meta_buffers() as u64 * (HAMMER_BUFSIZE + 2048);
+        let memory = self.set.dirty_buffers() as u64 * HAMMER_BUFSIZE;
+        if undo_worst * 2 > fifo || memory > MAX_DIRTY_BYTES {
+            self.sync()?;
+        }
+        Ok(())
     }
 
     /// statfs figures: (total bytes, free bytes, inodes).

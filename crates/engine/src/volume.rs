@@ -75,6 +75,29 @@ impl VolumeSet {
             let dev = FileDevice::open(p, opts.writable).map_err(|e| {
                 Error::Invalid(format!("alloc_volume: Failed to open {p}: {}", io_text(&e)))
             })?;
+            // A writer holds every volume exclusively until it is done; a
+            // reader shares. The lock goes with the file when the set is
+            // dropped, after its last write.
+            let locked = if opts.writable {
+                dev.file().try_lock()
+            } else {
+                dev.file().try_lock_shared()
+            };
+            if let Err(e) = locked {
+                return Err(Error::Invalid(match e {
+                    std::fs::TryLockError::WouldBlock => format!(
+                        "{p}: volume is in use: {} (a mount or a tool is writing to it)",
+                        if opts.writable {
+                            "another user holds it"
+                        } else {
+                            "it is locked for writing"
+                        }
+                    ),
+                    std::fs::TryLockError::Error(e) => {
+                        format!("{p}: cannot lock the volume: {}", io_text(&e))
+                    }
+                }));
+            }
             devs.push((p.clone(), Arc::new(dev)));
         }
         Self::open_devices(devs, opts)

@@ -79,6 +79,11 @@ impl VolumeSet {
         self.dirty.len()
     }
 
+    /// Dirty buffers that will need UNDO records at the next flush.
+    pub fn dirty_meta_buffers(&self) -> usize {
+        self.fl.meta.len()
+    }
+
     /// Writes every dirty buffer to its device and waits until it is
     /// durable. Buffers move to the clean cache.
     pub fn write_dirty(&mut self) -> Result<()> {
