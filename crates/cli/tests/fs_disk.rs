@@ -17,7 +17,9 @@ use std::sync::Arc;
 use support::*;
 
 /// Everything visible from the root: path → (type, contents or target).
-fn dump(fs: &Fs, asof: u64) -> BTreeMap<String, (u8, Vec<u8>)> {
+type Tree = BTreeMap<String, (u8, Vec<u8>)>;
+
+fn dump(fs: &Fs, asof: u64) -> Tree {
     let mut out = BTreeMap::new();
     let mut stack = vec![(HAMMER_OBJID_ROOT, String::new())];
     while let Some((dir, path)) = stack.pop() {
@@ -165,10 +167,7 @@ fn open_crash(dev: Arc<dyn Device>) -> hammer_engine::Result<Fs> {
 
 /// A file-level workload: returns the tree after each completed sync, and
 /// the index of the sync that failed.
-fn workload(
-    dev: Arc<dyn Device>,
-    rounds: usize,
-) -> (Vec<BTreeMap<String, (u8, Vec<u8>)>>, Option<usize>) {
+fn workload(dev: Arc<dyn Device>, rounds: usize) -> (Vec<Tree>, Option<usize>) {
     let mut fs = open_crash(dev).unwrap();
     let mut states = vec![dump(&fs, HAMMER_MAX_TID)];
     for r in 0..rounds {
