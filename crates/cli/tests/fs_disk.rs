@@ -247,3 +247,40 @@ fn crash_during_file_workload() {
     }
     eprintln!("{images} crash images over {total} barriers");
 }
+
+#[test]
+fn a_writer_excludes_other_users() {
+    let img = materialize("v7-longlabel").unwrap();
+    let path = img.path("vol0.img").to_string_lossy().into_owned();
+    let fs = Fs::open(std::slice::from_ref(&path), false).unwrap();
+    let second = Fs::open(std::slice::from_ref(&path), false)
+        .err()
+        .expect("a second writer is refused");
+    assert!(second.to_string().contains("volume is in use"), "{second}");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = hammer_cli::hammer::main(
+        "hammer",
+        &["-f".into(), path.clone(), "show".into()],
+        &mut out,
+        &mut err,
+    );
+    assert_eq!(code, 1);
+    assert!(String::from_utf8_lossy(&err).contains("locked for writing"));
+    drop(fs);
+    let code = hammer_cli::hammer::main(
+        "hammer",
+        &["-f".into(), path.clone(), "show".into()],
+        &mut out,
+        &mut err,
+    );
+    assert_eq!(code, 0, "the lock goes with the writer");
+    // Volumes older than version 6 open read-only only.
+    let old = materialize("v5-1g").unwrap();
+    let e = Fs::open(
+        &[old.path("vol0.img").to_string_lossy().into_owned()],
+        false,
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("version-upgrade"), "{e}");
+}

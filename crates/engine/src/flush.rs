@@ -303,10 +303,11 @@ impl VolumeSet {
                 fw.undo(self, HAMMER_ZONE_RAW_VOLUME + a as u64, &old_h[a..b])?;
             }
         }
-        // UNDO for every changed metadata range.
-        let dirty = std::mem::take(&mut self.dirty);
+        // UNDO for every changed metadata range. Nothing is written before
+        // all of it fits in the FIFO, so a refusal leaves every change in
+        // memory.
         let mut meta_keys: Vec<(u32, u64)> = Vec::new();
-        for (key, buf) in &dirty {
+        for (key, buf) in &self.dirty {
             if !self.fl.meta.contains(key) {
                 continue;
             }
@@ -326,7 +327,7 @@ impl VolumeSet {
         let undo_bytes = fw.used();
         // 1. Data buffers and the FIFO, then a barrier.
         let mut touched = std::collections::BTreeSet::new();
-        for (key, buf) in &dirty {
+        for (key, buf) in &self.dirty {
             if !self.fl.meta.contains(key) {
                 self.dev_write(*key, &buf[..])?;
                 touched.insert(key.0);
@@ -354,7 +355,7 @@ impl VolumeSet {
         // 3. Metadata in place, then a barrier.
         let mut touched = std::collections::BTreeSet::new();
         for key in &meta_keys {
-            self.dev_write(*key, &dirty[key][..])?;
+            self.dev_write(*key, &self.dirty[key][..])?;
             touched.insert(key.0);
         }
         self.sync_vols(touched.into_iter())?;
@@ -366,7 +367,7 @@ impl VolumeSet {
         }
         self.write_header(0)?;
 
-        for (key, buf) in dirty {
+        for (key, buf) in std::mem::take(&mut self.dirty) {
             self.cache.insert(key.0, key.1, buf);
         }
         self.fl.orig.clear();
