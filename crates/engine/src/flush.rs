@@ -39,6 +39,10 @@ pub struct FlushState {
     /// Big-blocks emptied by the current flush cycle, released to the free
     /// pool once that flush is final.
     pub(crate) pending_release: Vec<u64>,
+    /// FIFO offset of the first REDO record logged since the last flush.
+    pub(crate) redo_start: Option<u64>,
+    /// REDO work found by recovery, for the filesystem layer to replay.
+    pub(crate) pending_redo: Vec<RedoRecord>,
     /// Counters, for tests and statistics.
     pub flushes: u64,
     pub undo_bytes: u64,
@@ -97,7 +101,6 @@ struct FifoWriter {
     start: u64,
     limit: u64,
     seq: u32,
-    version: u32,
     /// Buffers of the FIFO being written, by zone-3 buffer offset.
     bufs: BTreeMap<u64, Box<[u8; BUFSIZE]>>,
     kind: CrcKind,
@@ -146,18 +149,6 @@ impl FifoWriter {
         Ok(())
     }
 
-    /// Pads to the end of the current sector when a record with `min`
-    /// payload bytes does not fit in what is left of it.
-    fn make_room(&mut self, set: &VolumeSet, min: usize) -> Result<()> {
-        let left = (HAMMER_UNDO_ALIGN - (self.pos & HAMMER_UNDO_MASK)) as usize;
-        if left == HAMMER_UNDO_ALIGN as usize || left >= 32 + head_doalign(min as u64) as usize + 8
-        {
-            return Ok(());
-        }
-        self.pad(set, left)?;
-        self.advance(left as u64)
-    }
-
     fn pad(&mut self, set: &VolumeSet, size: usize) -> Result<()> {
         let at = (self.pos & HAMMER_BUFMASK) as usize;
         let b = self.buf(set, self.pos)?;
@@ -183,68 +174,132 @@ impl FifoWriter {
         Ok(())
     }
 
-    /// Appends UNDO records restoring `old` at `undo_offset`, split at
-    /// sector boundaries.
-    fn undo(&mut self, set: &VolumeSet, undo_offset: u64, old: &[u8]) -> Result<()> {
-        let mut done = 0;
-        while done < old.len() {
-            self.make_room(set, 1)?;
+    /// Makes room for a record with a `hdr`-byte fixed part (head
+    /// included) and up to `want` payload bytes in the current sector, and
+    /// returns how many payload bytes it may carry.
+    fn chunk_len(&mut self, set: &VolumeSet, hdr: usize, want: usize) -> Result<usize> {
+        loop {
             let left = (HAMMER_UNDO_ALIGN - (self.pos & HAMMER_UNDO_MASK)) as usize;
-            let cap = (left - 40) & !7;
-            let mut n = cap.min(old.len() - done);
-            let mut size = 32 + head_doalign(n as u64) as usize + 8;
+            let min = hdr + 8 + if want > 0 { 8 } else { 0 };
+            if left < min {
+                self.pad(set, left)?;
+                self.advance(left as u64)?;
+                continue;
+            }
+            let cap = (left - hdr - 8) & !7;
+            let mut n = cap.min(want);
+            let size = hdr + head_doalign(n as u64) as usize + 8;
             // A 16-byte gap could only hold a PAD of 16 bytes, which is not
             // a valid record (only 8 or at least 24): leave 24 instead, or
-            // move a tiny record to the next sector.
+            // move the record to the next sector.
             if left - size == 16 {
                 if n > 8 {
                     n -= 8;
-                    size -= 8;
                 } else {
                     self.pad(set, left)?;
                     self.advance(left as u64)?;
                     continue;
                 }
             }
-            let mut rec = vec![0u8; size];
-            let u = HammerFifoUndo {
-                head: HammerFifoHead {
-                    hdr_signature: HAMMER_HEAD_SIGNATURE,
-                    hdr_type: HAMMER_HEAD_TYPE_UNDO,
-                    hdr_size: size as u32,
-                    hdr_seq: self.seq,
-                    hdr_crc: 0,
-                },
-                undo_offset: undo_offset + done as u64,
-                undo_data_bytes: n as i32,
-                undo_reserved01: 0,
-            };
-            rec[..32].copy_from_slice(u.as_bytes());
-            rec[32..32 + n].copy_from_slice(&old[done..done + n]);
-            let tail = HammerFifoTail {
-                tail_signature: HAMMER_TAIL_SIGNATURE,
-                tail_type: HAMMER_HEAD_TYPE_UNDO,
-                tail_size: size as u32,
-            };
-            rec[size - 8..].copy_from_slice(tail.as_bytes());
-            let crc = fifo_crc(self.kind, &rec);
-            rec[12..16].copy_from_slice(&crc.to_le_bytes());
-            let at = (self.pos & HAMMER_BUFMASK) as usize;
-            let b = self.buf(set, self.pos)?;
-            b[at..at + size].copy_from_slice(&rec);
-            self.seq = self.seq.wrapping_add(1);
-            self.advance(size as u64)?;
-            // A provisional PAD to the end of the sector keeps the sector
-            // parseable until the next record overwrites it.
-            let rest = (HAMMER_UNDO_ALIGN - (self.pos & HAMMER_UNDO_MASK)) as usize;
-            if rest != HAMMER_UNDO_ALIGN as usize {
-                self.pad(set, rest)?;
-            }
-            done += n;
+            return Ok(n);
         }
-        let _ = self.version;
+    }
+
+    /// Appends one record of type `hdr_type`: the fixed fields after the
+    /// 16-byte head, then the payload, then the tail.
+    fn emit(&mut self, set: &VolumeSet, hdr_type: u16, fixed: &[u8], payload: &[u8]) -> Result<()> {
+        let hdr = 16 + fixed.len();
+        let size = hdr + head_doalign(payload.len() as u64) as usize + 8;
+        let mut rec = vec![0u8; size];
+        let head = HammerFifoHead {
+            hdr_signature: HAMMER_HEAD_SIGNATURE,
+            hdr_type,
+            hdr_size: size as u32,
+            hdr_seq: self.seq,
+            hdr_crc: 0,
+        };
+        rec[..16].copy_from_slice(head.as_bytes());
+        rec[16..hdr].copy_from_slice(fixed);
+        rec[hdr..hdr + payload.len()].copy_from_slice(payload);
+        let tail = HammerFifoTail {
+            tail_signature: HAMMER_TAIL_SIGNATURE,
+            tail_type: hdr_type,
+            tail_size: size as u32,
+        };
+        rec[size - 8..].copy_from_slice(tail.as_bytes());
+        let crc = fifo_crc(self.kind, &rec);
+        rec[12..16].copy_from_slice(&crc.to_le_bytes());
+        let at = (self.pos & HAMMER_BUFMASK) as usize;
+        let b = self.buf(set, self.pos)?;
+        b[at..at + size].copy_from_slice(&rec);
+        self.seq = self.seq.wrapping_add(1);
+        self.advance(size as u64)?;
+        // A provisional PAD to the end of the sector keeps the sector
+        // parseable until the next record overwrites it.
+        let rest = (HAMMER_UNDO_ALIGN - (self.pos & HAMMER_UNDO_MASK)) as usize;
+        if rest != HAMMER_UNDO_ALIGN as usize {
+            self.pad(set, rest)?;
+        }
         Ok(())
     }
+
+    /// Appends UNDO records restoring `old` at `undo_offset`, split at
+    /// sector boundaries.
+    fn undo(&mut self, set: &VolumeSet, undo_offset: u64, old: &[u8]) -> Result<()> {
+        let mut done = 0;
+        while done < old.len() {
+            let n = self.chunk_len(set, 32, old.len() - done)?;
+            let mut fixed = [0u8; 16];
+            fixed[..8].copy_from_slice(&(undo_offset + done as u64).to_le_bytes());
+            fixed[8..12].copy_from_slice(&(n as i32).to_le_bytes());
+            self.emit(set, HAMMER_HEAD_TYPE_UNDO, &fixed, &old[done..done + n])?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Appends REDO records (split like UNDO ones; a record without
+    /// payload, like SYNC or TRUNC, is one record).
+    fn redo(&mut self, set: &VolumeSet, r: &RedoRecord) -> Result<()> {
+        let mut done = 0;
+        loop {
+            let n = self.chunk_len(set, 56, r.data.len() - done)?;
+            let fixed = HammerFifoRedo {
+                head: HammerFifoHead::default(),
+                redo_objid: r.objid,
+                redo_offset: r.offset + done as u64,
+                redo_data_bytes: n as i32,
+                redo_flags: r.flags,
+                redo_localization: r.localization,
+                redo_reserved01: 0,
+                redo_reserved02: r.mtime,
+            };
+            self.emit(
+                set,
+                HAMMER_HEAD_TYPE_REDO,
+                &fixed.as_bytes()[16..],
+                &r.data[done..done + n],
+            )?;
+            done += n;
+            if done >= r.data.len() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// One REDO record to log: a file write (`HAMMER_REDO_WRITE`, `offset` =
+/// file offset, `data` = bytes), a truncation (`HAMMER_REDO_TRUNC`, `offset`
+/// = new size) or a SYNC marker (`offset` = zone-3 offset where replay
+/// starts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedoRecord {
+    pub objid: i64,
+    pub localization: u32,
+    pub flags: u32,
+    pub offset: u64,
+    pub mtime: u64,
+    pub data: Vec<u8>,
 }
 
 impl VolumeSet {
@@ -288,7 +343,6 @@ impl VolumeSet {
             start: undo_bm.first_offset,
             limit: undo_bm.alloc_offset,
             seq,
-            version: self.version(),
             bufs: BTreeMap::new(),
             kind: self.crc_kind(),
         };
@@ -374,12 +428,77 @@ impl VolumeSet {
         self.fl.meta.clear();
         self.fl.header_durable = Some(*self.header());
         self.fl.next_seq = Some(fw.seq);
+        self.fl.redo_start = None;
         self.fl.flushes += 1;
         self.fl.undo_bytes += undo_bytes;
         // The flush is final: big-blocks it emptied may be reused now. The
         // release itself is a change of the next flush.
         self.release_freed()?;
         Ok(undo_bytes)
+    }
+
+    /// Fast fsync: logs REDO records (and a SYNC record pointing at the
+    /// first REDO since the last flush) into the FIFO and extends the
+    /// durable header over them, without writing any metadata. A crash
+    /// before the next flush is final replays them (recovery stage 2).
+    pub fn log_redo(&mut self, records: &[RedoRecord]) -> Result<()> {
+        if !self.writable {
+            return Err(Error::Invalid("volume set is open read-only".into()));
+        }
+        let seq = match self.fl.next_seq {
+            Some(s) => s,
+            None => self.fifo_state()?.next_seq,
+        };
+        let undo_bm = self.header().vol0_blockmap[HAMMER_ZONE_UNDO_INDEX as usize];
+        let mut fw = FifoWriter {
+            pos: undo_bm.next_offset,
+            start: undo_bm.first_offset,
+            limit: undo_bm.alloc_offset,
+            seq,
+            bufs: BTreeMap::new(),
+            kind: self.crc_kind(),
+        };
+        let start = *self.fl.redo_start.get_or_insert(undo_bm.next_offset);
+        for r in records {
+            fw.redo(self, r)?;
+        }
+        let sync = RedoRecord {
+            objid: 0,
+            localization: 0,
+            flags: HAMMER_REDO_SYNC,
+            offset: start,
+            mtime: 0,
+            data: Vec::new(),
+        };
+        fw.redo(self, &sync)?;
+        let mut touched = std::collections::BTreeSet::new();
+        for (zone3, b) in &fw.bufs {
+            let z2 = self.to_zone2(*zone3)?;
+            let (vol, phys) = self.zone2_to_phys(z2)?;
+            let key = (vol.vol_no(), phys);
+            self.dev_write(key, &b[..])?;
+            touched.insert(key.0);
+            self.cache.invalidate(key.0, key.1);
+        }
+        self.sync_vols(touched.into_iter())?;
+        // Only the FIFO's end moves on disk: the rest of the in-memory
+        // header describes metadata that is not written yet.
+        let mut durable = self.header_durable();
+        durable.vol0_blockmap[HAMMER_ZONE_UNDO_INDEX as usize].next_offset = fw.pos;
+        let v = self.root();
+        v.dev
+            .write_at(durable.as_bytes(), 0)
+            .map_err(|e| Error::io(&v.name, e))?;
+        v.dev.sync().map_err(|e| Error::io(&v.name, e))?;
+        self.fl.header_durable = Some(durable);
+        self.header_mut().vol0_blockmap[HAMMER_ZONE_UNDO_INDEX as usize].next_offset = fw.pos;
+        self.fl.next_seq = Some(fw.seq);
+        Ok(())
+    }
+
+    /// REDO work recovery found (stage 2), to be replayed by the caller.
+    pub fn take_pending_redo(&mut self) -> Vec<RedoRecord> {
+        std::mem::take(&mut self.fl.pending_redo)
     }
 
     fn dev_write(&self, key: (u32, u64), bytes: &[u8]) -> Result<()> {

@@ -16,6 +16,7 @@
 
 use crate::btree::BTree;
 use crate::error::{Error, FsError, Result};
+use crate::flush::RedoRecord;
 use crate::fsread::{DirEntry, FsReader};
 use crate::volume::{OpenOptions, VolumeSet};
 use hammer_ondisk::*;
@@ -73,6 +74,12 @@ pub enum NewObject<'a> {
     BlockDev(u32, u32),
 }
 
+#[derive(Clone, Copy, Debug)]
+enum RedoOp {
+    Write(u64, u64),
+    Trunc(u64),
+}
+
 struct DirtyInode {
     data: HammerInodeData,
     /// Delete every record of the object at the next flush.
@@ -89,6 +96,9 @@ pub struct Fs {
     next_objid: i64,
     inodes: BTreeMap<i64, DirtyInode>,
     nohistory: bool,
+    /// Writes and truncations per file since the last flush, for fsync's
+    /// REDO records.
+    redo_ops: BTreeMap<i64, Vec<RedoOp>>,
     /// Clock override for tests (microseconds).
     pub clock: Option<u64>,
 }
@@ -130,15 +140,106 @@ impl Fs {
                 set.version()
             )));
         }
-        Ok(Fs {
+        let mut fs = Fs {
             set,
             pfs_lo: pfs_to_lo(pfs_id),
             tid: None,
             next_objid: 0,
             inodes: BTreeMap::new(),
             nohistory,
+            redo_ops: BTreeMap::new(),
             clock: None,
-        })
+        };
+        let redo = fs.set.take_pending_redo();
+        if !redo.is_empty() {
+            fs.replay_redo(redo)?;
+            fs.sync()?;
+        }
+        Ok(fs)
+    }
+
+    /// Recovery stage 2: re-applies the fsynced writes and truncations a
+    /// crash left only in REDO records.
+    fn replay_redo(&mut self, list: Vec<RedoRecord>) -> Result<()> {
+        for r in list {
+            if r.localization & HAMMER_LOCALIZE_PSEUDOFS_MASK != self.pfs_lo {
+                continue;
+            }
+            // An object that no longer exists has nothing to replay into.
+            if self.inode(r.objid, HAMMER_MAX_TID).is_err() {
+                continue;
+            }
+            if r.flags & HAMMER_REDO_WRITE != 0 {
+                self.write(r.objid, r.offset, &r.data)?;
+            } else if r.flags & HAMMER_REDO_TRUNC != 0 {
+                self.truncate(r.objid, r.offset)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes one file's data durable. When its inode is on disk and only its
+    /// data, size and times changed, this logs REDO records (no metadata
+    /// is written — DragonFly's fast fsync); otherwise it syncs everything.
+    pub fn fsync(&mut self, ino: i64) -> Result<()> {
+        let cur = self.inode(ino, HAMMER_MAX_TID)?;
+        let durable = self.reader().inode(ino, self.last_tid())?;
+        let Some(durable) = durable else {
+            return self.sync().map(|_| ());
+        };
+        let strip = |mut d: HammerInodeData| {
+            d.size = 0;
+            d.mtime = 0;
+            d.atime = 0;
+            d.ctime = 0;
+            d
+        };
+        if cur.obj_type != HAMMER_OBJTYPE_REGFILE || strip(cur) != strip(durable) {
+            return self.sync().map(|_| ());
+        }
+        let ops = self.redo_ops.remove(&ino).unwrap_or_default();
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut records = Vec::new();
+        for op in ops {
+            match op {
+                RedoOp::Write(off, len) => {
+                    let data = self.read(ino, off, len as usize, HAMMER_MAX_TID)?;
+                    if !data.is_empty() {
+                        records.push(RedoRecord {
+                            objid: ino,
+                            localization: self.pfs_lo,
+                            flags: HAMMER_REDO_WRITE,
+                            offset: off,
+                            mtime: cur.mtime,
+                            data,
+                        });
+                    }
+                }
+                RedoOp::Trunc(size) => {
+                    records.push(RedoRecord {
+                        objid: ino,
+                        localization: self.pfs_lo,
+                        flags: HAMMER_REDO_TRUNC,
+                        offset: size,
+                        mtime: cur.mtime,
+                        data: Vec::new(),
+                    });
+                }
+            }
+        }
+        // The size a sequence of writes implies may fall short of the real
+        // one (a truncate that extended); end with the exact size.
+        records.push(RedoRecord {
+            objid: ino,
+            localization: self.pfs_lo,
+            flags: HAMMER_REDO_TRUNC,
+            offset: cur.size,
+            mtime: cur.mtime,
+            data: Vec::new(),
+        });
+        self.set.log_redo(&records)
     }
 
     pub fn volumes(&self) -> &VolumeSet {
@@ -951,6 +1052,10 @@ impl Fs {
                 self.maybe_sync()?;
             }
         }
+        self.redo_ops
+            .entry(ino)
+            .or_default()
+            .push(RedoOp::Write(off, data.len() as u64));
         let now = self.now();
         let di = self.dirty(ino)?;
         di.size = new_size;
@@ -992,6 +1097,10 @@ impl Fs {
                 }
             }
         }
+        self.redo_ops
+            .entry(ino)
+            .or_default()
+            .push(RedoOp::Trunc(size));
         let now = self.now();
         let di = self.dirty(ino)?;
         di.size = size;
@@ -1056,6 +1165,7 @@ impl Fs {
         self.set.header_mut().vol0_next_tid = top;
         self.set.flush()?;
         self.tid = None;
+        self.redo_ops.clear();
         Ok(tid)
     }
 

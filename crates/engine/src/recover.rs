@@ -13,6 +13,7 @@
 //! flush we write never depends on it.
 
 use crate::error::{Error, Result};
+use crate::flush::RedoRecord;
 use crate::volume::VolumeSet;
 use hammer_ondisk::*;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct RecoveryReport {
     pub undo_records: usize,
     pub undo_bytes: u64,
     pub redo_records: usize,
+    /// REDO writes and truncations handed to the filesystem layer.
+    pub redo_replayed: usize,
 }
 
 impl VolumeSet {
@@ -158,6 +161,7 @@ impl VolumeSet {
             self.set_durable_header();
             return Ok(report);
         }
+        let mut redo_ext: Option<u64> = None;
         for &(off, head) in st.records.iter().rev() {
             match head.hdr_type {
                 HAMMER_HEAD_TYPE_UNDO => {
@@ -179,15 +183,39 @@ impl VolumeSet {
                     report.undo_records += 1;
                     report.undo_bytes += n as u64;
                 }
-                HAMMER_HEAD_TYPE_REDO => report.redo_records += 1,
+                HAMMER_HEAD_TYPE_REDO => {
+                    report.redo_records += 1;
+                    if redo_ext.is_none() {
+                        if let Some(r) = self.redo_record(off) {
+                            if r.flags == HAMMER_REDO_SYNC {
+                                redo_ext = Some(r.offset);
+                            }
+                        }
+                    }
+                }
                 _ => {}
             }
         }
+        // Stage 2 (read-write only): the REDO records from the newest SYNC's
+        // start whose data no later flush committed are replayed by the
+        // filesystem layer, which then flushes; until that flush the active
+        // range stays, so a crash during replay recovers again.
+        let replay = match (redo_ext, self.writable) {
+            (Some(ext), true) => Some(self.redo_replay_list(&st, ext)?),
+            _ => None,
+        };
         {
+            let end = st.end;
             let h = self.header_mut();
             let u = &mut h.vol0_blockmap[HAMMER_ZONE_UNDO_INDEX as usize];
-            u.first_offset = st.end;
-            u.next_offset = st.end;
+            if replay.is_none() {
+                u.first_offset = end;
+            }
+            u.next_offset = end;
+        }
+        if let Some(list) = replay {
+            report.redo_replayed = list.len();
+            self.fl.pending_redo = list;
         }
         if self.writable {
             // Restored buffers first, then the header that empties the FIFO.
@@ -217,6 +245,132 @@ impl VolumeSet {
         }
         self.set_durable_header();
         Ok(report)
+    }
+
+    /// The REDO record at `off`, decoded.
+    fn redo_record(&self, off: u64) -> Option<RedoRecord> {
+        let (head, rec) = self.fifo_record(off)?;
+        if head.hdr_type != HAMMER_HEAD_TYPE_REDO {
+            return None;
+        }
+        let r = HammerFifoRedo::read_from_prefix(&rec).ok()?.0;
+        let n = usize::try_from(r.redo_data_bytes).ok()?;
+        if 56 + n + 8 > rec.len() {
+            return None;
+        }
+        Some(RedoRecord {
+            objid: r.redo_objid,
+            localization: r.redo_localization,
+            flags: r.redo_flags,
+            offset: r.redo_offset,
+            mtime: r.redo_reserved02,
+            data: rec[56..56 + n].to_vec(),
+        })
+    }
+
+    /// Distance from `a` to `b` going forward around the FIFO.
+    fn fifo_dist(&self, a: u64, b: u64) -> u64 {
+        let size = self.fifo_size().max(1);
+        ((b & HAMMER_OFF_LONG_MASK) + size - (a & HAMMER_OFF_LONG_MASK)) % size
+    }
+
+    /// Which REDO writes/truncations to replay, oldest first (format notes
+    /// §7.3 stage 2): from `ext` to the end of the active range; TERM
+    /// records met before `first_offset` cancel the matching earlier
+    /// writes, whose data a flush already committed.
+    fn redo_replay_list(&self, st: &FifoState, ext: u64) -> Result<Vec<RedoRecord>> {
+        let total = self.fifo_dist(st.first, st.end);
+        // Records between ext and first (outside the nominal range).
+        let mut before: Vec<u64> = Vec::new();
+        let ext_in_range = self.fifo_dist(st.first, ext) < total || ext == st.first;
+        if zone_of(ext) == HAMMER_ZONE_UNDO_INDEX && !ext_in_range {
+            let mut p = ext;
+            let mut walked = 0u64;
+            let mut expected: Option<u32> = None;
+            while p != st.first && walked < self.fifo_size() {
+                let Some((head, rec)) = self.fifo_record(p) else {
+                    return Err(Error::corrupt(
+                        &self.root().name,
+                        "REDO range before the UNDO range is unreadable",
+                        p,
+                    ));
+                };
+                if head.hdr_type != HAMMER_HEAD_TYPE_PAD {
+                    if let Some(e) = expected {
+                        if head.hdr_seq != e {
+                            return Err(Error::corrupt(
+                                &self.root().name,
+                                "REDO range has a sequence gap",
+                                p,
+                            ));
+                        }
+                    }
+                    expected = Some(head.hdr_seq.wrapping_add(1));
+                    if head.hdr_type == HAMMER_HEAD_TYPE_REDO {
+                        before.push(p);
+                    }
+                }
+                walked += rec.len() as u64;
+                p = self.fifo_wrap((p & HAMMER_OFF_LONG_MASK) + rec.len() as u64);
+            }
+        }
+        type Key = (i64, u32, u32, u64);
+        let key = |r: &RedoRecord| -> Key {
+            let kind = if r.flags & (HAMMER_REDO_TRUNC | HAMMER_REDO_TERM_TRUNC) != 0 {
+                HAMMER_REDO_TRUNC
+            } else {
+                HAMMER_REDO_WRITE
+            };
+            let off = if kind == HAMMER_REDO_TRUNC {
+                0
+            } else {
+                r.offset
+            };
+            (r.objid, r.localization, kind, off)
+        };
+        let mut terms: std::collections::HashMap<Key, usize> = std::collections::HashMap::new();
+        let decoded_before: Vec<RedoRecord> =
+            before.iter().filter_map(|&p| self.redo_record(p)).collect();
+        for r in &decoded_before {
+            if r.flags & (HAMMER_REDO_TERM_WRITE | HAMMER_REDO_TERM_TRUNC) != 0 {
+                *terms.entry(key(r)).or_default() += 1;
+            }
+        }
+        let mut out = Vec::new();
+        let in_range = st.records.iter().filter(|(off, h)| {
+            let from = if ext_in_range {
+                self.fifo_dist(st.first, ext)
+            } else {
+                0
+            };
+            h.hdr_type == HAMMER_HEAD_TYPE_REDO && self.fifo_dist(st.first, *off) >= from
+        });
+        let mut consider = |r: RedoRecord, counting_terms: bool, out: &mut Vec<RedoRecord>| {
+            if r.flags & (HAMMER_REDO_TERM_WRITE | HAMMER_REDO_TERM_TRUNC) != 0 {
+                if counting_terms {
+                    if let Some(n) = terms.get_mut(&key(&r)) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+                return;
+            }
+            if r.flags & (HAMMER_REDO_WRITE | HAMMER_REDO_TRUNC) == 0 {
+                return;
+            }
+            if terms.get(&key(&r)).copied().unwrap_or(0) > 0 {
+                return;
+            }
+            out.push(r);
+        };
+        for r in decoded_before {
+            consider(r, true, &mut out);
+        }
+        for &(off, _) in in_range {
+            if let Some(r) = self.redo_record(off) {
+                consider(r, false, &mut out);
+            }
+        }
+        Ok(out)
     }
 
     fn apply_undo(&mut self, undo_offset: u64, old: &[u8], rec_off: u64) -> Result<()> {
