@@ -387,15 +387,7 @@ impl VolumeSet {
                 touched.insert(key.0);
             }
         }
-        for (zone3, b) in &fw.bufs {
-            let z2 = self.to_zone2(*zone3)?;
-            let (vol, phys) = self.zone2_to_phys(z2)?;
-            let key = (vol.vol_no(), phys);
-            self.dev_write(key, &b[..])?;
-            touched.insert(key.0);
-            // Keep the cache coherent with what we wrote.
-            self.cache.invalidate(key.0, key.1);
-        }
+        self.write_fifo_buffers(&fw, &mut touched)?;
         self.sync_vols(touched.iter().copied().chain([0]))?;
 
         // 2. Header with the FIFO extended over this flush's records.
@@ -472,14 +464,7 @@ impl VolumeSet {
         };
         fw.redo(self, &sync)?;
         let mut touched = std::collections::BTreeSet::new();
-        for (zone3, b) in &fw.bufs {
-            let z2 = self.to_zone2(*zone3)?;
-            let (vol, phys) = self.zone2_to_phys(z2)?;
-            let key = (vol.vol_no(), phys);
-            self.dev_write(key, &b[..])?;
-            touched.insert(key.0);
-            self.cache.invalidate(key.0, key.1);
-        }
+        self.write_fifo_buffers(&fw, &mut touched)?;
         self.sync_vols(touched.into_iter())?;
         // Only the FIFO's end moves on disk: the rest of the in-memory
         // header describes metadata that is not written yet.
@@ -499,6 +484,25 @@ impl VolumeSet {
     /// REDO work recovery found (stage 2), to be replayed by the caller.
     pub fn take_pending_redo(&mut self) -> Vec<RedoRecord> {
         std::mem::take(&mut self.fl.pending_redo)
+    }
+
+    /// Writes the FIFO buffers a writer filled (no barrier), noting the
+    /// volumes touched.
+    fn write_fifo_buffers(
+        &self,
+        fw: &FifoWriter,
+        touched: &mut std::collections::BTreeSet<u32>,
+    ) -> Result<()> {
+        for (zone3, b) in &fw.bufs {
+            let z2 = self.to_zone2(*zone3)?;
+            let (vol, phys) = self.zone2_to_phys(z2)?;
+            let key = (vol.vol_no(), phys);
+            self.dev_write(key, &b[..])?;
+            touched.insert(key.0);
+            // Keep the cache coherent with what went to disk.
+            self.cache.invalidate(key.0, key.1);
+        }
+        Ok(())
     }
 
     fn dev_write(&self, key: (u32, u64), bytes: &[u8]) -> Result<()> {

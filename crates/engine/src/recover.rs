@@ -219,23 +219,7 @@ impl VolumeSet {
         }
         if self.writable {
             // Restored buffers first, then the header that empties the FIFO.
-            let dirty = std::mem::take(&mut self.dirty);
-            let mut vols = std::collections::BTreeSet::new();
-            for ((vol_no, phys), buf) in dirty {
-                let v = self.volume(vol_no).ok_or(Error::BadAddress {
-                    what: "no such volume",
-                    offset: phys,
-                })?;
-                v.dev
-                    .write_at(&buf[..], phys)
-                    .map_err(|e| Error::io(&v.name, e))?;
-                vols.insert(vol_no);
-                self.cache.insert(vol_no, phys, buf);
-            }
-            for vol_no in vols {
-                let v = self.volume(vol_no).expect("written above");
-                v.dev.sync().map_err(|e| Error::io(&v.name, e))?;
-            }
+            self.write_dirty()?;
             for vol_no in self.iter().map(|v| v.vol_no()).collect::<Vec<_>>() {
                 if vol_no != 0 {
                     self.write_header(vol_no)?;
