@@ -1,7 +1,8 @@
-//! The hammerfs command-line tools: `newfs_hammer` and `hammer(8)`. Each
-//! `hammer` directive is a module writing to injected writers, so tests
-//! capture its output byte for byte; the binaries only wire up stdio and
-//! exit codes. Output formats follow DragonFly's tools exactly.
+//! The hammerfs command-line tools: `newfs_hammer`, `hammer(8)` and
+//! `mount_hammer`. Each `hammer` directive is a module writing to injected
+//! writers, so tests capture its output byte for byte; the binaries only
+//! wire up stdio and exit codes. Output formats follow DragonFly's tools
+//! exactly.
 
 pub mod cmd_blockmap;
 pub mod cmd_checkmap;
@@ -10,6 +11,7 @@ pub mod cmd_show;
 pub mod cmd_show_undo;
 pub mod common;
 pub mod hammer;
+pub mod mount;
 pub mod newfs;
 
 /// An error that ends a command: printed as `<prog>: <message>`, exit 1.

@@ -1,0 +1,363 @@
+//! `mount_hammer [-f] [-o options] [-T 0x<tid>] vol[:vol…] dir`: opens the
+//! volumes (running crash recovery), mounts them through FUSE, and serves
+//! the mount until it is unmounted. It daemonizes once the mount is ready,
+//! so the command exits 0 only when the mount works; `-f` stays in the
+//! foreground. SIGTERM, SIGINT and SIGHUP sync and unmount. At the end the
+//! last changes are synced and the volumes' lock is released after the
+//! last write. Options: DragonFly's `ro`, `rw`, `nohistory` and `-T` (a
+//! read-only view as of a TID), and for Linux `allow_other` and
+//! `default_permissions` (both the default when root mounts),
+//! `flush_interval=SECONDS` (periodic sync, default 5, 0 for none) and the
+//! generic `atime`, `noatime`, `dev`, `nodev`, `suid`, `nosuid`, `exec`,
+//! `noexec`.
+
+use crate::{CliError, CliResult};
+use fuser::{Config, MountOption, Session, SessionACL};
+use hammer_engine::fs::Fs;
+use hammer_engine::{OpenOptions, VolumeSet};
+use hammer_fuse::{spawn_flusher, FsHandle, HammerFuse, MountView};
+use hammer_ondisk::{HAMMER_MAX_TID, HAMMER_OBJID_ROOT};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const USAGE: &str =
+    "usage: mount_hammer [-f] [-o options] [-T transaction-id] special[:special]* node\n";
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountArgs {
+    pub foreground: bool,
+    pub read_only: bool,
+    pub nohistory: bool,
+    pub allow_other: bool,
+    pub default_permissions: bool,
+    pub asof: u64,
+    pub flush_interval: Duration,
+    /// Generic kernel flags passed through.
+    pub flags: Vec<MountOption>,
+    pub volumes: Vec<String>,
+    pub mountpoint: PathBuf,
+}
+
+fn parse_tid(s: &str) -> CliResult<u64> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| CliError(format!("-T {s}: not a transaction id")))
+}
+
+/// Parses the arguments after the program name, getopt style. `root` says
+/// whether the caller is root (then `allow_other` and
+/// `default_permissions` are on by default). `Ok(None)` asks for the usage.
+pub fn parse_args(args: &[String], root: bool) -> CliResult<Option<MountArgs>> {
+    let mut m = MountArgs {
+        foreground: false,
+        read_only: false,
+        nohistory: false,
+        allow_other: root,
+        default_permissions: root,
+        asof: HAMMER_MAX_TID,
+        flush_interval: Duration::from_secs(5),
+        flags: Vec::new(),
+        volumes: Vec::new(),
+        mountpoint: PathBuf::new(),
+    };
+    let mut opts = Vec::new();
+    let mut rest = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        if a == "--" {
+            rest.extend(args[i..].iter().cloned());
+            break;
+        }
+        if !a.starts_with('-') || a == "-" {
+            rest.push(a.clone());
+            continue;
+        }
+        for (k, c) in a[1..].char_indices() {
+            match c {
+                'f' => m.foreground = true,
+                'o' | 'T' => {
+                    let inline = &a[1 + k + 1..];
+                    let val = if !inline.is_empty() {
+                        inline.to_string()
+                    } else if i < args.len() {
+                        i += 1;
+                        args[i - 1].clone()
+                    } else {
+                        return Ok(None);
+                    };
+                    if c == 'o' {
+                        opts.push(val);
+                    } else {
+                        m.asof = parse_tid(&val)?;
+                    }
+                    break;
+                }
+                _ => return Ok(None),
+            }
+        }
+    }
+    for o in opts.iter().flat_map(|o| o.split(',')) {
+        match o {
+            "" | "rw" => {}
+            "ro" => m.read_only = true,
+            "nohistory" => m.nohistory = true,
+            "allow_other" => m.allow_other = true,
+            "default_permissions" => m.default_permissions = true,
+            "atime" => m.flags.push(MountOption::Atime),
+            "noatime" => m.flags.push(MountOption::NoAtime),
+            "dev" => m.flags.push(MountOption::Dev),
+            "nodev" => m.flags.push(MountOption::NoDev),
+            "suid" => m.flags.push(MountOption::Suid),
+            "nosuid" => m.flags.push(MountOption::NoSuid),
+            "exec" => m.flags.push(MountOption::Exec),
+            "noexec" => m.flags.push(MountOption::NoExec),
+            _ => {
+                if let Some(v) = o.strip_prefix("flush_interval=") {
+                    let secs: u64 = v
+                        .parse()
+                        .map_err(|_| CliError(format!("-o {o}: not a number of seconds")))?;
+                    m.flush_interval = Duration::from_secs(secs);
+                } else {
+                    return Err(CliError(format!("-o {o}: option not supported")));
+                }
+            }
+        }
+    }
+    if m.asof != HAMMER_MAX_TID {
+        m.read_only = true;
+    }
+    if rest.len() < 2 {
+        return Ok(None);
+    }
+    m.mountpoint = PathBuf::from(rest.pop().expect("two or more"));
+    m.volumes = rest
+        .iter()
+        .flat_map(|s| s.split(':'))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if m.volumes.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(m))
+}
+
+/// Opens the volumes as the options ask: read-write with recovery, or
+/// read-only (a shared lock, recovery in memory only).
+fn open_fs(m: &MountArgs) -> CliResult<Fs> {
+    let fs = if m.read_only {
+        let set = VolumeSet::open_paths(
+            &m.volumes,
+            &OpenOptions {
+                writable: false,
+                recover: true,
+                ..Default::default()
+            },
+        )?;
+        Fs::from_set(set, 0, m.nohistory)?
+    } else {
+        Fs::open(&m.volumes, m.nohistory)?
+    };
+    if m.asof != HAMMER_MAX_TID && fs.getattr(HAMMER_OBJID_ROOT, m.asof).is_err() {
+        return Err(CliError(format!(
+            "-T 0x{:016x}: the filesystem did not exist yet at that transaction",
+            m.asof
+        )));
+    }
+    Ok(fs)
+}
+
+fn session_config(m: &MountArgs) -> Config {
+    // The source `mount` shows: the volumes by absolute path.
+    let source: Vec<String> = m
+        .volumes
+        .iter()
+        .map(|v| {
+            std::fs::canonicalize(v)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| v.clone())
+        })
+        .collect();
+    let mut opts = vec![
+        MountOption::FSName(source.join(":")),
+        MountOption::Subtype("hammer".into()),
+    ];
+    if m.read_only {
+        opts.push(MountOption::RO);
+    }
+    if m.default_permissions {
+        opts.push(MountOption::DefaultPermissions);
+    }
+    opts.extend(m.flags.iter().cloned());
+    let mut c = Config::default();
+    c.mount_options = opts;
+    c.acl = if m.allow_other {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
+    c
+}
+
+/// Forks; the parent exits 0 at once (the mount is already up), the child
+/// leaves the terminal and carries on.
+fn daemonize() -> CliResult<()> {
+    // SAFETY: the process is single-threaded here (no thread has been
+    // started yet), so the child may go on running Rust code.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error().into()),
+        0 => {
+            // SAFETY: plain system calls on valid arguments.
+            unsafe {
+                libc::setsid();
+                let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                if devnull >= 0 {
+                    for fd in 0..3 {
+                        libc::dup2(devnull, fd);
+                    }
+                    if devnull > 2 {
+                        libc::close(devnull);
+                    }
+                }
+            }
+            let _ = std::env::set_current_dir("/");
+            Ok(())
+        }
+        // SAFETY: `_exit` skips destructors, which would unmount.
+        _ => unsafe { libc::_exit(0) },
+    }
+}
+
+/// Blocks the termination signals in this thread (and so in every thread
+/// started later) and returns their set, for a thread that waits on them.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset operations on a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Mounts and serves until unmounted.
+pub fn run(m: &MountArgs) -> CliResult<()> {
+    if !m.mountpoint.is_dir() {
+        return Err(CliError(format!(
+            "{}: not a directory",
+            m.mountpoint.display()
+        )));
+    }
+    let handle = FsHandle::new(open_fs(m)?);
+    let view = MountView {
+        read_only: m.read_only,
+        asof: m.asof,
+    };
+    let adapter = HammerFuse::new(handle.clone(), view);
+    let mut session = Session::new(adapter, &m.mountpoint, &session_config(m))
+        .map_err(|e| CliError(format!("{}: {e}", m.mountpoint.display())))?;
+    if !m.foreground {
+        daemonize()?;
+    }
+    let sigs = block_signals();
+    let mut unmounter = session.unmount_callable();
+    let sig_handle = handle.clone();
+    let mountpoint = m.mountpoint.clone();
+    std::thread::Builder::new()
+        .name("hammer-signals".into())
+        .spawn(move || {
+            let mut sig = 0;
+            // SAFETY: waits on the set blocked above.
+            unsafe { libc::sigwait(&sigs, &mut sig) };
+            if let Err(e) = sig_handle.sync() {
+                eprintln!("mount_hammer: flush: {e}");
+            }
+            if let Err(e) = unmounter.unmount() {
+                // Busy: detach now, the daemon ends when the last user does.
+                eprintln!("mount_hammer: unmount: {e}; detaching");
+                if let Ok(c) = std::ffi::CString::new(mountpoint.as_os_str().as_encoded_bytes()) {
+                    // SAFETY: a valid C string.
+                    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+                }
+            }
+        })?;
+    if !m.flush_interval.is_zero() && !m.read_only {
+        spawn_flusher(handle.clone(), m.flush_interval);
+    }
+    let served = session.run();
+    // `destroy` has normally closed it already; an aborted session has not.
+    let closed = handle.close();
+    served.map_err(|e| CliError(format!("{}: {e}", m.mountpoint.display())))?;
+    closed?;
+    Ok(())
+}
+
+/// The whole command: parses, mounts, serves; returns the exit status.
+pub fn main(args: &[String], err: &mut dyn Write) -> i32 {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let m = match parse_args(args, root) {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            let _ = err.write_all(USAGE.as_bytes());
+            return 1;
+        }
+        Err(e) => {
+            let _ = writeln!(err, "mount_hammer: {e}");
+            return 1;
+        }
+    };
+    match run(&m) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "mount_hammer: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(a: &[&str], root: bool) -> CliResult<Option<MountArgs>> {
+        parse_args(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>(), root)
+    }
+
+    #[test]
+    fn options() {
+        let m = p(&["-f", "-o", "ro,nohistory", "a.img:b.img", "/mnt"], false)
+            .unwrap()
+            .unwrap();
+        assert!(m.foreground && m.read_only && m.nohistory);
+        assert!(!m.allow_other && !m.default_permissions);
+        assert_eq!(m.volumes, ["a.img", "b.img"]);
+        assert_eq!(m.mountpoint, PathBuf::from("/mnt"));
+
+        let m = p(&["-T0x0000000100000001", "a", "b", "/m"], true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.asof, 0x100000001);
+        assert!(m.read_only && m.allow_other && m.default_permissions);
+        assert_eq!(m.volumes, ["a", "b"]);
+
+        let m = p(&["-fo", "flush_interval=0", "a", "/m"], false)
+            .unwrap()
+            .unwrap();
+        assert!(m.foreground && m.flush_interval.is_zero());
+
+        assert!(p(&["a"], false).unwrap().is_none());
+        assert!(p(&["-x", "a", "/m"], false).unwrap().is_none());
+        assert!(p(&["-o", "bogus", "a", "/m"], false).is_err());
+        assert!(p(&["-T", "xyz", "a", "/m"], false).is_err());
+    }
+}

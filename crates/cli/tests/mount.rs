@@ -1,0 +1,597 @@
+//! `mount_hammer` end to end: each test makes its own volume image and
+//! mount point, mounts with the built binary, works through the mount with
+//! ordinary system calls and tools, unmounts (a guard unmounts in every
+//! outcome), and checks the image offline with `hammer checkmap`. The tests
+//! run one at a time (a lock here for `cargo test`, a nextest test group in
+//! `.config/nextest.toml`). Without /dev/fuse they are skipped with a
+//! message.
+
+mod support;
+
+use hammer_engine::{OpenOptions, VolumeSet};
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const MOUNT: &str = env!("CARGO_BIN_EXE_mount_hammer");
+
+/// True when FUSE can be used; otherwise says why the test is skipped.
+fn fuse_ok(test: &str) -> bool {
+    if Path::new("/dev/fuse").exists() {
+        return true;
+    }
+    eprintln!("SKIPPED {test}: /dev/fuse is absent, FUSE mounts cannot be tested here");
+    false
+}
+
+/// A volume image and an empty mount point in a fresh temporary folder.
+struct Volume {
+    tmp: tempfile::TempDir,
+    img: String,
+    mnt: PathBuf,
+}
+
+fn volume() -> Volume {
+    let tmp = tempfile::Builder::new()
+        .prefix("hammerfs-mount-")
+        .tempdir()
+        .unwrap();
+    let img = tmp.path().join("vol.img");
+    fs::File::create(&img).unwrap().set_len(2 << 30).unwrap();
+    let img = img.to_string_lossy().into_owned();
+    let args: Vec<String> = ["-f", "-L", "TEST", &img]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(
+        hammer_cli::newfs::main("newfs_hammer", &args, &mut out, &mut err),
+        0,
+        "newfs: {}",
+        String::from_utf8_lossy(&err)
+    );
+    let mnt = tmp.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let mnt = mnt.canonicalize().unwrap();
+    Volume { tmp, img, mnt }
+}
+
+fn is_mounted(mnt: &Path) -> bool {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let want = mnt.to_string_lossy();
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_ref()))
+}
+
+fn unmount_cmd(mnt: &Path, lazy: bool) -> bool {
+    let flag = if lazy { "-uz" } else { "-u" };
+    Command::new("fusermount3")
+        .arg(flag)
+        .arg(mnt)
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+        || Command::new("umount")
+            .args(if lazy { vec!["-l"] } else { vec![] })
+            .arg(mnt)
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+}
+
+/// A live mount; unmounts (lazily) and reaps the daemon when dropped.
+struct Mounted {
+    mnt: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Mounted {
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Unmounts cleanly and waits for the daemon to finish its last flush.
+    fn unmount(mut self) {
+        assert!(unmount_cmd(&self.mnt, false), "unmount {:?}", self.mnt);
+        if let Some(mut c) = self.child.take() {
+            let st = wait_timeout(&mut c, Duration::from_secs(60)).expect("daemon exits");
+            assert!(st.success(), "mount_hammer exit {st:?}: {}", self.log());
+        }
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if is_mounted(&self.mnt) {
+            unmount_cmd(&self.mnt, true);
+        }
+        if let Some(mut c) = self.child.take() {
+            if wait_timeout(&mut c, Duration::from_secs(20)).is_none() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+fn wait_timeout(c: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(st) = c.try_wait().unwrap() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Mounts in the foreground as a child process and waits until the mount
+/// is live.
+fn mount(v: &Volume, opts: &[&str]) -> Mounted {
+    let log = v.tmp.path().join("mount.log");
+    let child = Command::new(MOUNT)
+        .arg("-f")
+        .args(opts)
+        .arg(&v.img)
+        .arg(&v.mnt)
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut m = Mounted {
+        mnt: v.mnt.clone(),
+        child: Some(child),
+        log,
+    };
+    let start = Instant::now();
+    while !is_mounted(&v.mnt) {
+        if let Some(st) = m.child.as_mut().unwrap().try_wait().unwrap() {
+            panic!("mount_hammer exited {st:?}: {}", m.log());
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "mount timed out");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    m
+}
+
+/// `hammer -v -f IMG checkmap` must find nothing wrong.
+fn checkmap(img: &str) {
+    let args: Vec<String> = ["-v", "-f", img, "checkmap"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = hammer_cli::hammer::main("hammer", &args, &mut out, &mut err);
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(code, 0, "checkmap: {}", String::from_utf8_lossy(&err));
+    assert!(text.contains("\n0 bad nodes\n"), "checkmap:\n{text}");
+    assert!(text.contains("\n0 errors\n"), "checkmap:\n{text}");
+}
+
+/// The last durable TID of an unmounted volume.
+fn last_tid(img: &str) -> u64 {
+    let set = VolumeSet::open_paths(&[img.to_string()], &OpenOptions::default()).unwrap();
+    set.header().vol0_next_tid
+}
+
+fn errno_of<T>(r: std::io::Result<T>) -> i32 {
+    r.err().and_then(|e| e.raw_os_error()).unwrap_or(0)
+}
+
+fn sh(cmd: &str, args: &[&Path]) -> std::process::Output {
+    Command::new(cmd).args(args).output().unwrap()
+}
+
+#[test]
+fn file_and_directory_operations() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !fuse_ok("file_and_directory_operations") {
+        return;
+    }
+    let v = volume();
+    let m = mount(&v, &[]);
+    let d = &v.mnt;
+
+    // Create, write, read back (small, then crossing the 1 MiB boundary
+    // where HAMMER's blocks grow to 64 KiB).
+    let small = d.join("small.txt");
+    fs::write(&small, b"hello hammer\n").unwrap();
+    assert_eq!(fs::read(&small).unwrap(), b"hello hammer\n");
+    let big: Vec<u8> = (0..1_700_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    fs::write(d.join("big.bin"), &big).unwrap();
+    assert_eq!(fs::read(d.join("big.bin")).unwrap(), big);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(d.join("big.bin"))
+        .unwrap();
+    f.seek(SeekFrom::Start(1_000_000)).unwrap();
+    f.write_all(&[0xAA; 100_000]).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let mut want = big.clone();
+    want[1_000_000..1_100_000].fill(0xAA);
+    assert_eq!(fs::read(d.join("big.bin")).unwrap(), want);
+
+    // O_APPEND.
+    let mut f = fs::OpenOptions::new().append(true).open(&small).unwrap();
+    f.write_all(b"more\n").unwrap();
+    drop(f);
+    assert_eq!(fs::read(&small).unwrap(), b"hello hammer\nmore\n");
+
+    // mkdir, readdir, directory link counts.
+    fs::create_dir(d.join("dir")).unwrap();
+    fs::create_dir(d.join("dir/sub1")).unwrap();
+    fs::create_dir(d.join("dir/sub2")).unwrap();
+    fs::write(d.join("dir/file"), b"x").unwrap();
+    let mut names: Vec<String> = fs::read_dir(d.join("dir"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["file", "sub1", "sub2"]);
+    assert_eq!(fs::metadata(d.join("dir")).unwrap().nlink(), 4);
+    assert_eq!(fs::metadata(d.join("dir/sub1")).unwrap().nlink(), 2);
+    let ls = sh("ls", &[&d.join("dir")]);
+    assert_eq!(String::from_utf8_lossy(&ls.stdout), "file\nsub1\nsub2\n");
+    assert_eq!(errno_of(fs::create_dir(d.join("dir"))), libc::EEXIST);
+    assert_eq!(errno_of(fs::remove_dir(d.join("dir"))), libc::ENOTEMPTY);
+    fs::remove_dir(d.join("dir/sub2")).unwrap();
+    assert_eq!(fs::metadata(d.join("dir")).unwrap().nlink(), 3);
+
+    // Rename over an existing file, and across directories.
+    fs::write(d.join("a"), b"AAA").unwrap();
+    fs::write(d.join("b"), b"BBB").unwrap();
+    fs::rename(d.join("a"), d.join("b")).unwrap();
+    assert!(!d.join("a").exists());
+    assert_eq!(fs::read(d.join("b")).unwrap(), b"AAA");
+    fs::rename(d.join("b"), d.join("dir/sub1/b")).unwrap();
+    assert_eq!(fs::read(d.join("dir/sub1/b")).unwrap(), b"AAA");
+    fs::rename(d.join("dir/sub1"), d.join("moved")).unwrap();
+    assert_eq!(fs::read(d.join("moved/b")).unwrap(), b"AAA");
+    assert_eq!(fs::metadata(d.join("dir")).unwrap().nlink(), 2);
+
+    // renameat2 flags: NOREPLACE refuses an existing target, EXCHANGE is
+    // not supported.
+    fs::write(d.join("c"), b"C").unwrap();
+    let cpath = |p: &Path| std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    let (c, mb) = (cpath(&d.join("c")), cpath(&d.join("moved/b")));
+    let r = |flags| unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_FDCWD,
+            mb.as_ptr(),
+            flags,
+        )
+    };
+    assert_eq!(r(libc::RENAME_NOREPLACE), -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EEXIST)
+    );
+    assert_eq!(r(libc::RENAME_EXCHANGE), -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(fs::read(d.join("moved/b")).unwrap(), b"AAA");
+
+    // Hard link.
+    fs::hard_link(d.join("c"), d.join("c2")).unwrap();
+    let (m1, m2) = (
+        fs::metadata(d.join("c")).unwrap(),
+        fs::metadata(d.join("c2")).unwrap(),
+    );
+    assert_eq!((m1.ino(), m1.nlink()), (m2.ino(), 2));
+    fs::write(d.join("c2"), b"via c2").unwrap();
+    assert_eq!(fs::read(d.join("c")).unwrap(), b"via c2");
+
+    // Symlink.
+    std::os::unix::fs::symlink("moved/b", d.join("link")).unwrap();
+    assert_eq!(
+        fs::read_link(d.join("link")).unwrap(),
+        PathBuf::from("moved/b")
+    );
+    assert_eq!(fs::read(d.join("link")).unwrap(), b"AAA");
+    let long = "x/".repeat(300) + "end";
+    std::os::unix::fs::symlink(&long, d.join("longlink")).unwrap();
+    assert_eq!(
+        fs::read_link(d.join("longlink")).unwrap(),
+        PathBuf::from(&long)
+    );
+
+    // Truncate down and up.
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(d.join("big.bin"))
+        .unwrap();
+    f.set_len(20_000).unwrap();
+    assert_eq!(fs::read(d.join("big.bin")).unwrap(), &want[..20_000]);
+    f.set_len(50_000).unwrap();
+    let got = fs::read(d.join("big.bin")).unwrap();
+    assert_eq!(&got[..20_000], &want[..20_000]);
+    assert!(got[20_000..].iter().all(|&b| b == 0) && got.len() == 50_000);
+    drop(f);
+
+    // chmod, chown, utimes.
+    fs::set_permissions(&small, fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::chown(&small, Some(1234), Some(5678)).unwrap();
+    let md = fs::metadata(&small).unwrap();
+    assert_eq!(
+        (md.mode() & 0o7777, md.uid(), md.gid()),
+        (0o640, 1234, 5678)
+    );
+    let out = sh(
+        "touch",
+        &[Path::new("-d"), Path::new("@1000000000"), &small],
+    );
+    assert!(out.status.success());
+    assert_eq!(fs::metadata(&small).unwrap().mtime(), 1_000_000_000);
+
+    // Unlink.
+    fs::remove_file(d.join("c")).unwrap();
+    assert!(!d.join("c").exists());
+    assert_eq!(fs::metadata(d.join("c2")).unwrap().nlink(), 1);
+    assert_eq!(errno_of(fs::remove_file(d.join("c"))), libc::ENOENT);
+
+    // Special files, extended attributes, statfs.
+    let fifo = std::ffi::CString::new(d.join("fifo").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(
+        &fs::symlink_metadata(d.join("fifo")).unwrap().file_type()
+    ));
+    let name = c"user.test";
+    let file = std::ffi::CString::new(small.to_str().unwrap()).unwrap();
+    let rc = unsafe { libc::setxattr(file.as_ptr(), name.as_ptr(), b"v".as_ptr().cast(), 1, 0) };
+    assert_eq!(rc, -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::ENOTSUP)
+    );
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let root = std::ffi::CString::new(d.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::statvfs(root.as_ptr(), &mut st) }, 0);
+    assert_eq!(st.f_bsize, 16384);
+    assert!(st.f_blocks > 0 && st.f_bfree > 0 && st.f_bfree <= st.f_blocks);
+
+    m.unmount();
+    checkmap(&v.img);
+
+    // Everything is still there after a remount.
+    let m = mount(&v, &[]);
+    assert_eq!(
+        fs::read(d.join("small.txt")).unwrap(),
+        b"hello hammer\nmore\n"
+    );
+    assert_eq!(fs::metadata(d.join("small.txt")).unwrap().uid(), 1234);
+    assert_eq!(fs::read(d.join("moved/b")).unwrap(), b"AAA");
+    assert_eq!(fs::read(d.join("c2")).unwrap(), b"via c2");
+    assert_eq!(
+        fs::read_link(d.join("longlink")).unwrap(),
+        PathBuf::from(&long)
+    );
+    assert_eq!(fs::metadata(d.join("big.bin")).unwrap().len(), 50_000);
+    m.unmount();
+    checkmap(&v.img);
+}
+
+/// A small tree with the usual kinds of things in it.
+fn make_tree(root: &Path) {
+    fs::create_dir_all(root.join("a/b/c")).unwrap();
+    fs::create_dir_all(root.join("empty")).unwrap();
+    for (i, size) in [0usize, 1, 100, 16384, 16385, 70_000, 1_200_000]
+        .iter()
+        .enumerate()
+    {
+        let data: Vec<u8> = (0..*size).map(|j| ((i * 31 + j) % 253) as u8).collect();
+        fs::write(root.join(format!("a/f{i}")), &data).unwrap();
+        fs::write(root.join(format!("a/b/c/g{i}")), &data[..size / 2]).unwrap();
+    }
+    fs::hard_link(root.join("a/f2"), root.join("a/b/hard")).unwrap();
+    std::os::unix::fs::symlink("../f3", root.join("a/b/sym")).unwrap();
+    fs::set_permissions(root.join("a/f1"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(root.join("a/b"), fs::Permissions::from_mode(0o750)).unwrap();
+    // A sparse file.
+    let mut f = fs::File::create(root.join("sparse")).unwrap();
+    f.seek(SeekFrom::Start(3_000_000)).unwrap();
+    f.write_all(b"tail").unwrap();
+}
+
+fn diff_r(a: &Path, b: &Path) {
+    let out = sh("diff", &[Path::new("-r"), a, b]);
+    assert!(
+        out.status.success(),
+        "diff -r {a:?} {b:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn cp_a_tree_survives_remount() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !fuse_ok("cp_a_tree_survives_remount") {
+        return;
+    }
+    let v = volume();
+    let src = v.tmp.path().join("src");
+    make_tree(&src);
+    let m = mount(&v, &[]);
+    let out = sh("cp", &[Path::new("-a"), &src, &v.mnt]);
+    assert!(
+        out.status.success(),
+        "cp -a: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dst = v.mnt.join("src");
+    diff_r(&src, &dst);
+    let (s, d) = (
+        fs::metadata(src.join("a/f1")).unwrap(),
+        fs::metadata(dst.join("a/f1")).unwrap(),
+    );
+    assert_eq!(
+        (s.mode(), s.mtime(), s.mtime_nsec() / 1000),
+        (d.mode(), d.mtime(), d.mtime_nsec() / 1000)
+    );
+    assert_eq!(
+        fs::metadata(dst.join("a/f2")).unwrap().ino(),
+        fs::metadata(dst.join("a/b/hard")).unwrap().ino()
+    );
+    m.unmount();
+    checkmap(&v.img);
+    let m = mount(&v, &[]);
+    diff_r(&src, &dst);
+    m.unmount();
+    checkmap(&v.img);
+}
+
+#[test]
+fn history_paths_and_asof_mount() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !fuse_ok("history_paths_and_asof_mount") {
+        return;
+    }
+    let v = volume();
+    let d = &v.mnt;
+    let m = mount(&v, &[]);
+    fs::create_dir(d.join("dir")).unwrap();
+    fs::write(d.join("dir/f"), b"version one\n").unwrap();
+    fs::write(d.join("gone"), b"removed later\n").unwrap();
+    m.unmount();
+    let tid = last_tid(&v.img);
+    let at = |name: &str| d.join(format!("{name}@@0x{tid:016x}"));
+
+    let m = mount(&v, &[]);
+    fs::write(d.join("dir/f"), b"version two, longer\n").unwrap();
+    fs::remove_file(d.join("gone")).unwrap();
+    fs::write(d.join("dir/new"), b"new").unwrap();
+
+    assert_eq!(fs::read(d.join("dir/f")).unwrap(), b"version two, longer\n");
+    assert_eq!(fs::read(at("dir/f")).unwrap(), b"version one\n");
+    assert_eq!(fs::read(at("gone")).unwrap(), b"removed later\n");
+    let out = sh("diff", &[&d.join("dir/f"), &at("dir/f")]);
+    assert_eq!(out.status.code(), Some(1), "diff exits 1 when they differ");
+    // A whole directory as of the TID, and `dir/@@0x…`.
+    let mut names: Vec<String> = fs::read_dir(at("dir"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["f"]);
+    assert_eq!(
+        fs::read(d.join(format!("dir/@@0x{tid:016x}/f"))).unwrap(),
+        b"version one\n"
+    );
+    assert_eq!(fs::read(at("dir").join("f")).unwrap(), b"version one\n");
+    // Inode numbers of their own.
+    let cur = fs::metadata(d.join("dir/f")).unwrap().ino();
+    let old = fs::metadata(at("dir/f")).unwrap().ino();
+    assert_ne!(cur, old);
+    assert_eq!(old, fs::metadata(at("dir").join("f")).unwrap().ino());
+    // Read-only.
+    assert_eq!(errno_of(fs::write(at("dir/f"), b"x")), libc::EROFS);
+    assert_eq!(errno_of(fs::write(at("dir").join("x"), b"x")), libc::EROFS);
+    assert_eq!(errno_of(fs::remove_file(at("dir").join("f"))), libc::EROFS);
+    // A name that only looks like a history path is an ordinary name.
+    fs::write(d.join("x@@0x12"), b"plain").unwrap();
+    assert_eq!(fs::read(d.join("x@@0x12")).unwrap(), b"plain");
+    m.unmount();
+    checkmap(&v.img);
+
+    // A whole mount as of the TID (-T): read-only, the old state.
+    let m = mount(&v, &["-T", &format!("0x{tid:016x}")]);
+    assert_eq!(fs::read(d.join("dir/f")).unwrap(), b"version one\n");
+    assert_eq!(fs::read(d.join("gone")).unwrap(), b"removed later\n");
+    assert!(!d.join("dir/new").exists());
+    assert_eq!(errno_of(fs::write(d.join("z"), b"z")), libc::EROFS);
+    m.unmount();
+    checkmap(&v.img);
+}
+
+#[test]
+fn daemon_mode_and_signals() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !fuse_ok("daemon_mode_and_signals") {
+        return;
+    }
+    let v = volume();
+    let d = &v.mnt;
+
+    // Daemonized: the command returns once the mount works.
+    let out = Command::new(MOUNT).arg(&v.img).arg(d).output().unwrap();
+    let guard = Mounted {
+        mnt: d.clone(),
+        child: None,
+        log: v.tmp.path().join("none"),
+    };
+    assert!(
+        out.status.success(),
+        "mount_hammer: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(is_mounted(d));
+    fs::write(d.join("f"), b"from the daemon").unwrap();
+    // A second mount of the same volume is refused: the volume is locked.
+    let other = v.tmp.path().join("mnt2");
+    fs::create_dir(&other).unwrap();
+    let out = Command::new(MOUNT)
+        .arg(&v.img)
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.starts_with("mount_hammer: "), "{msg}");
+    assert!(!is_mounted(&other));
+    assert!(unmount_cmd(d, false));
+    drop(guard);
+    // The daemon releases the lock after its last write.
+    let start = Instant::now();
+    while VolumeSet::open_paths(
+        std::slice::from_ref(&v.img),
+        &OpenOptions {
+            writable: true,
+            ..Default::default()
+        },
+    )
+    .is_err()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "lock never released"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    checkmap(&v.img);
+
+    // SIGTERM: sync, unmount, exit 0.
+    let mut m = mount(&v, &[]);
+    assert_eq!(fs::read(d.join("f")).unwrap(), b"from the daemon");
+    fs::write(d.join("g"), b"before SIGTERM").unwrap();
+    let pid = m.child.as_ref().unwrap().id() as i32;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let st = wait_timeout(m.child.as_mut().unwrap(), Duration::from_secs(30)).expect("exits");
+    m.child = None;
+    assert!(st.success(), "{st:?}: {}", m.log());
+    assert!(!is_mounted(d));
+    drop(m);
+    checkmap(&v.img);
+    let m = mount(&v, &["-o", "ro"]);
+    let mut s = String::new();
+    fs::File::open(d.join("g"))
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
+    assert_eq!(s, "before SIGTERM");
+    assert_eq!(errno_of(fs::write(d.join("h"), b"h")), libc::EROFS);
+    m.unmount();
+}

@@ -1,0 +1,743 @@
+//! The FUSE adapter of hammerfs: a thin layer between the kernel's FUSE
+//! requests (through `fuser`) and the engine's filesystem API
+//! (`hammer_engine::fs::Fs`). It translates arguments and replies, keeps
+//! the inode numbers of history views (see [`history`]), and refuses writes
+//! to read-only mounts and past states; every filesystem rule lives in the
+//! engine. The engine is not thread-safe for writes, so it sits behind one
+//! mutex shared with the daemon's periodic flusher ([`FsHandle`]).
+
+pub mod attr;
+pub mod history;
+
+use attr::{errno, file_attr, BLOCK_SIZE};
+use fuser::{
+    AccessFlags, BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use hammer_engine::fs::{Attr, Fs, NewObject, SetAttr};
+use hammer_engine::Error;
+use hammer_ondisk::{HAMMER_MAX_TID, HAMMER_OBJID_ROOT, HAMMER_OBJTYPE_DIRECTORY};
+use history::{split_history_name, InodeTable, Node};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+/// How long the kernel may cache attributes and entries. The mount is the
+/// only writer, and the kernel invalidates what its own operations change,
+/// so a short timeout is only a safety net.
+const TTL: Duration = Duration::from_secs(1);
+
+/// The mounted filesystem, shared by the FUSE handlers, the periodic
+/// flusher and the signal handler. `None` once the mount has ended.
+#[derive(Clone)]
+pub struct FsHandle(Arc<Mutex<Option<Fs>>>);
+
+impl FsHandle {
+    pub fn new(fs: Fs) -> Self {
+        FsHandle(Arc::new(Mutex::new(Some(fs))))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Fs>> {
+        // A panic in a handler leaves the engine as it was between calls;
+        // later requests may still be served.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes everything written so far durable; `None` once closed.
+    pub fn sync(&self) -> Result<Option<u64>, Error> {
+        match self.lock().as_mut() {
+            Some(fs) => fs.sync().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Syncs, then drops the engine, which releases the volumes' lock
+    /// after the last write. Later calls do nothing.
+    pub fn close(&self) -> Result<(), Error> {
+        let mut g = self.lock();
+        let r = match g.as_mut() {
+            Some(fs) => fs.sync().map(|_| ()),
+            None => Ok(()),
+        };
+        *g = None;
+        r
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.lock().is_some()
+    }
+}
+
+/// Starts a thread that syncs every `interval` until the handle closes,
+/// so unsynced changes do not pile up between fsyncs.
+pub fn spawn_flusher(fs: FsHandle, interval: Duration) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("hammer-flush".into())
+        .spawn(move || {
+            let step = Duration::from_millis(100).min(interval);
+            let mut waited = Duration::ZERO;
+            while fs.is_open() {
+                std::thread::sleep(step);
+                waited += step;
+                if waited >= interval {
+                    waited = Duration::ZERO;
+                    if let Err(e) = fs.sync() {
+                        eprintln!("mount_hammer: periodic flush: {e}");
+                    }
+                }
+            }
+        })
+        .expect("spawn the flusher thread")
+}
+
+/// What the mount shows.
+#[derive(Clone, Copy, Debug)]
+pub struct MountView {
+    /// Refuse every change (`-o ro`, or implied by `asof`).
+    pub read_only: bool,
+    /// The TID the mount shows (`-T`); `HAMMER_MAX_TID` for the current state.
+    pub asof: u64,
+}
+
+impl Default for MountView {
+    fn default() -> Self {
+        MountView {
+            read_only: false,
+            asof: HAMMER_MAX_TID,
+        }
+    }
+}
+
+/// The `fuser::Filesystem` over a HAMMER filesystem.
+pub struct HammerFuse {
+    fs: FsHandle,
+    inodes: Mutex<InodeTable>,
+    read_only: bool,
+}
+
+type R<T> = Result<T, Errno>;
+
+impl HammerFuse {
+    pub fn new(fs: FsHandle, view: MountView) -> Self {
+        HammerFuse {
+            fs,
+            inodes: Mutex::new(InodeTable::new(view.asof)),
+            read_only: view.read_only || view.asof != HAMMER_MAX_TID,
+        }
+    }
+
+    fn inodes(&self) -> MutexGuard<'_, InodeTable> {
+        self.inodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the engine (EIO once the mount has ended).
+    fn with_fs<T>(&self, f: impl FnOnce(&mut Fs) -> Result<T, Error>) -> R<T> {
+        let mut g = self.fs.lock();
+        let fs = g.as_mut().ok_or(Errno::EIO)?;
+        f(fs).map_err(|e| errno(&e))
+    }
+
+    fn node(&self, ino: INodeNo) -> R<Node> {
+        self.inodes().node(ino.0).ok_or(Errno::ESTALE)
+    }
+
+    /// The object id of a node that may be changed.
+    fn writable(&self, node: Node) -> R<i64> {
+        if self.read_only || node.asof != HAMMER_MAX_TID {
+            return Err(Errno::EROFS);
+        }
+        Ok(node.obj_id)
+    }
+
+    fn writable_ino(&self, ino: INodeNo) -> R<i64> {
+        self.writable(self.node(ino)?)
+    }
+
+    /// Attributes and link count as `stat` shows them: a directory counts
+    /// `.`, its entry in the parent and each subdirectory's `..` (Linux
+    /// tools expect this; the inode on disk keeps what DragonFly stores).
+    fn stat(fs: &Fs, node: Node) -> Result<(Attr, u64), Error> {
+        let a = fs.getattr(node.obj_id, node.asof)?;
+        let nlink = if a.obj_type == HAMMER_OBJTYPE_DIRECTORY {
+            let subdirs = fs
+                .readdir(node.obj_id, node.asof)?
+                .iter()
+                .filter(|e| e.obj_type == HAMMER_OBJTYPE_DIRECTORY)
+                .count();
+            2 + subdirs as u64
+        } else {
+            a.nlinks
+        };
+        Ok((a, nlink))
+    }
+
+    /// Attributes of a node under its inode number, counting a kernel
+    /// reference when `entry` (lookup-like replies).
+    fn attr_for(&self, fs: &Fs, node: Node, entry: bool) -> Result<fuser::FileAttr, Error> {
+        let (a, nlink) = Self::stat(fs, node)?;
+        let mut t = self.inodes();
+        let ino = if entry { t.acquire(node) } else { t.peek(node) };
+        Ok(file_attr(ino, &a, nlink))
+    }
+
+    /// The entry reply for a node (a lookup reference is taken).
+    fn entry(&self, node: Node, reply: ReplyEntry) {
+        match self.with_fs(|fs| self.attr_for(fs, node, true)) {
+            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    /// Owner of a new object: the caller, with the group of a set-group-ID
+    /// parent (and new directories inheriting that bit), as BSD and Linux do.
+    fn new_owner(fs: &Fs, parent: i64, req: &Request, mode: u32, dir: bool) -> R<(u16, u32)> {
+        let p = fs.getattr(parent, HAMMER_MAX_TID).map_err(|e| errno(&e))?;
+        let mut mode = (mode & 0o7777) as u16;
+        let gid = if p.mode & libc::S_ISGID as u16 != 0 {
+            if dir {
+                mode |= libc::S_ISGID as u16;
+            }
+            p.gid
+        } else {
+            req.gid()
+        };
+        Ok((mode, gid))
+    }
+
+    /// Creates an object in `parent` and returns its attributes.
+    fn make(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        what: NewObject<'_>,
+        mode: u32,
+    ) -> R<fuser::FileAttr> {
+        let dir = self.writable_ino(parent)?;
+        let is_dir = matches!(what, NewObject::Dir);
+        let mut g = self.fs.lock();
+        let fs = g.as_mut().ok_or(Errno::EIO)?;
+        let (mode, gid) = Self::new_owner(fs, dir, req, mode, is_dir)?;
+        let a = fs
+            .create(dir, name.as_bytes(), what, mode, req.uid(), gid)
+            .map_err(|e| errno(&e))?;
+        let node = Node {
+            obj_id: a.ino,
+            asof: HAMMER_MAX_TID,
+        };
+        self.attr_for(fs, node, true).map_err(|e| errno(&e))
+    }
+
+    fn lookup_node(&self, parent: INodeNo, name: &OsStr) -> R<Node> {
+        let dir = self.node(parent)?;
+        let name = name.as_bytes();
+        self.with_fs(|fs| {
+            if name == b"." {
+                return Ok(dir);
+            }
+            if name == b".." {
+                let p = fs.getattr(dir.obj_id, dir.asof)?.parent;
+                return Ok(Node {
+                    obj_id: if p == 0 { HAMMER_OBJID_ROOT } else { p },
+                    ..dir
+                });
+            }
+            // `name@@0x<tid>`: the entry as the directory held it at that
+            // TID; `@@0x<tid>` alone is the directory itself.
+            let (name, asof) = match split_history_name(name) {
+                Some((base, tid)) => {
+                    if base.is_empty() {
+                        fs.getattr(dir.obj_id, tid)?;
+                        return Ok(Node {
+                            obj_id: dir.obj_id,
+                            asof: tid,
+                        });
+                    }
+                    (base, tid)
+                }
+                None => (name, dir.asof),
+            };
+            // The kernel lets FUSE names reach 1024 bytes; ours stop at 255.
+            if name.len() > hammer_engine::fs::NAME_MAX {
+                return Err(hammer_engine::error::FsError::NameTooLong.into());
+            }
+            match fs.lookup(dir.obj_id, name, asof)? {
+                Some(e) => Ok(Node {
+                    obj_id: e.obj_id,
+                    asof,
+                }),
+                None => Err(hammer_engine::error::FsError::NotFound.into()),
+            }
+        })
+    }
+}
+
+fn ok_or_reply(r: R<()>, reply: ReplyEmpty) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(e),
+    }
+}
+
+impl Filesystem for HammerFuse {
+    fn init(&mut self, _req: &Request, _config: &mut KernelConfig) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        if let Err(e) = self.fs.close() {
+            eprintln!("mount_hammer: final flush: {e}");
+        }
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.lookup_node(parent, name) {
+            Ok(node) => self.entry(node, reply),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.inodes().forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let r = self
+            .node(ino)
+            .and_then(|node| self.with_fs(|fs| self.attr_for(fs, node, false)));
+        match r {
+            Ok(a) => reply.attr(&TTL, &a),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let r = self.node(ino).and_then(|node| {
+            let obj = self.writable(node)?;
+            let change = SetAttr {
+                mode: mode.map(|m| (m & 0o7777) as u16),
+                uid,
+                gid,
+                size,
+                atime: atime.map(attr::micros),
+                mtime: mtime.map(attr::micros),
+                uflags: None,
+            };
+            self.with_fs(|fs| {
+                fs.setattr(obj, &change)?;
+                self.attr_for(fs, node, false)
+            })
+        });
+        match r {
+            Ok(a) => reply.attr(&TTL, &a),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self
+            .node(ino)
+            .and_then(|n| self.with_fs(|fs| fs.readlink(n.obj_id, n.asof)))
+        {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let (ma, mi) = attr::decode_dev(rdev);
+        let what = match mode & libc::S_IFMT {
+            libc::S_IFREG | 0 => NewObject::File,
+            libc::S_IFIFO => NewObject::Fifo,
+            libc::S_IFSOCK => NewObject::Socket,
+            libc::S_IFCHR => NewObject::CharDev(ma, mi),
+            libc::S_IFBLK => NewObject::BlockDev(ma, mi),
+            _ => return reply.error(Errno::EINVAL),
+        };
+        match self.make(req, parent, name, what, mode) {
+            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        match self.make(req, parent, name, NewObject::Dir, mode) {
+            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = self
+            .writable_ino(parent)
+            .and_then(|dir| self.with_fs(|fs| fs.unlink(dir, name.as_bytes())));
+        ok_or_reply(r, reply);
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = self
+            .writable_ino(parent)
+            .and_then(|dir| self.with_fs(|fs| fs.rmdir(dir, name.as_bytes())));
+        ok_or_reply(r, reply);
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let target = target.as_os_str().as_bytes();
+        match self.make(req, parent, link_name, NewObject::Symlink(target), 0o777) {
+            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let r = (|| {
+            let sdir = self.writable_ino(parent)?;
+            let ddir = self.writable_ino(newparent)?;
+            if !(flags - RenameFlags::RENAME_NOREPLACE).is_empty() {
+                // RENAME_EXCHANGE and RENAME_WHITEOUT are not supported.
+                return Err(Errno::EINVAL);
+            }
+            self.with_fs(|fs| {
+                if flags.contains(RenameFlags::RENAME_NOREPLACE)
+                    && fs
+                        .lookup(ddir, newname.as_bytes(), HAMMER_MAX_TID)?
+                        .is_some()
+                {
+                    return Err(hammer_engine::error::FsError::Exists.into());
+                }
+                fs.rename(sdir, name.as_bytes(), ddir, newname.as_bytes())
+            })
+        })();
+        ok_or_reply(r, reply);
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let r = (|| {
+            let obj = self.writable_ino(ino)?;
+            let dir = self.writable_ino(newparent)?;
+            self.with_fs(|fs| {
+                fs.link(obj, dir, newname.as_bytes())?;
+                let node = Node {
+                    obj_id: obj,
+                    asof: HAMMER_MAX_TID,
+                };
+                self.attr_for(fs, node, true)
+            })
+        })();
+        match r {
+            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let r = self.node(ino).and_then(|node| {
+            if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
+                self.writable(node)?;
+            }
+            Ok(())
+        });
+        match r {
+            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self
+            .node(ino)
+            .and_then(|n| self.with_fs(|fs| fs.read(n.obj_id, offset, size as usize, n.asof)))
+        {
+            Ok(d) => reply.data(&d),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self
+            .writable_ino(ino)
+            .and_then(|obj| self.with_fs(|fs| fs.write(obj, offset, data)))
+        {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // close(2) does not make data durable; fsync and the flusher do.
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        ok_or_reply(self.with_fs(|fs| fs.sync().map(|_| ())), reply);
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let r = self.node(ino).and_then(|dir| {
+            self.with_fs(|fs| {
+                let entries = fs.readdir(dir.obj_id, dir.asof)?;
+                let parent = match fs.getattr(dir.obj_id, dir.asof)?.parent {
+                    0 => HAMMER_OBJID_ROOT,
+                    p => p,
+                };
+                Ok((dir, entries, parent))
+            })
+        });
+        let (dir, entries, parent) = match r {
+            Ok(v) => v,
+            Err(e) => return reply.error(e),
+        };
+        // Cookies: 1 after ".", 2 after "..", key + 1 after an entry (HAMMER
+        // directory keys are at least 2^32, so the ranges never meet).
+        let t = self.inodes();
+        let ino_of = |obj_id: i64| t.peek(Node { obj_id, ..dir });
+        let dirkind = fuser::FileType::Directory;
+        if offset < 1 && reply.add(INodeNo(ino_of(dir.obj_id)), 1, dirkind, ".") {
+            return reply.ok();
+        }
+        if offset < 2 && reply.add(INodeNo(ino_of(parent)), 2, dirkind, "..") {
+            return reply.ok();
+        }
+        for e in entries {
+            let cookie = (e.key as u64).wrapping_add(1);
+            if cookie <= offset {
+                continue;
+            }
+            let full = reply.add(
+                INodeNo(ino_of(e.obj_id)),
+                cookie,
+                attr::kind(e.obj_type),
+                OsStr::from_bytes(&e.name),
+            );
+            if full {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        ok_or_reply(self.with_fs(|fs| fs.sync().map(|_| ())), reply);
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.with_fs(|fs| Ok(fs.statfs())) {
+            Ok((total, free, inodes)) => {
+                let bs = BLOCK_SIZE as u64;
+                let (blocks, bfree) = (total / bs, free / bs);
+                // Inodes take no fixed space: as many more fit as blocks.
+                reply.statfs(
+                    blocks,
+                    bfree,
+                    bfree,
+                    inodes + bfree,
+                    bfree,
+                    BLOCK_SIZE,
+                    hammer_engine::fs::NAME_MAX as u32,
+                    BLOCK_SIZE,
+                )
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        // HAMMER v1 has no extended attributes.
+        reply.error(Errno::ENOTSUP);
+    }
+
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
+        reply.error(Errno::ENOTSUP);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        reply.error(Errno::ENOTSUP);
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::ENOTSUP);
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        // Called only without default_permissions: the kernel then checks
+        // nothing, and neither do we beyond read-only views.
+        let r = self.node(ino).and_then(|node| {
+            if mask.contains(AccessFlags::W_OK) {
+                self.writable(node)?;
+            }
+            Ok(())
+        });
+        ok_or_reply(r, reply);
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        match self.make(req, parent, name, NewObject::File, mode) {
+            Ok(a) => reply.created(&TTL, &a, Generation(0), FileHandle(0), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        // Plain allocation only: HAMMER has no reservations, so growing the
+        // size (the new range reads as zeros) is all it can mean.
+        if mode != 0 {
+            return reply.error(Errno::EOPNOTSUPP);
+        }
+        let r = self.writable_ino(ino).and_then(|obj| {
+            self.with_fs(|fs| {
+                let end = offset
+                    .checked_add(length)
+                    .ok_or(hammer_engine::error::FsError::TooBig)?;
+                if end > fs.getattr(obj, HAMMER_MAX_TID)?.size {
+                    fs.truncate(obj, end)?;
+                }
+                Ok(())
+            })
+        });
+        ok_or_reply(r, reply);
+    }
+}
