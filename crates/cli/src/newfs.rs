@@ -806,8 +806,8 @@ fn populate(volumes: &[String], dir: &str, io: &mut Io<'_>) -> i32 {
     match result {
         Ok(st) => {
             io.line(&format!(
-                "Copied {dir}: {} directories, {} files, {} symlinks, {} other, {} hard links, {} bytes of file data",
-                st.directories, st.files, st.symlinks, st.other, st.hardlinks, st.data_bytes
+                "Copied {dir}: {} directories, {} files, {} symlinks, {} other, {} hard links, {} bytes of file data, transaction 0x{:016x}",
+                st.directories, st.files, st.symlinks, st.other, st.hardlinks, st.data_bytes, st.tid
             ));
             0
         }
