@@ -595,3 +595,110 @@ fn daemon_mode_and_signals() {
     assert_eq!(errno_of(fs::write(d.join("h"), b"h")), libc::EROFS);
     m.unmount();
 }
+
+/// An open file whose last name is removed lives on until its last close,
+/// then goes; fsync of a file already on disk goes through REDO.
+#[test]
+fn unlinked_open_file_and_fsync() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !fuse_ok("unlinked_open_file_and_fsync") {
+        return;
+    }
+    let v = volume();
+    let m = mount(&v, &["-o", "flush_interval=0"]);
+    let p = v.mnt.join("ghost");
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    f.write_all(b"still here").unwrap();
+    fs::remove_file(&p).unwrap();
+    assert!(!p.exists());
+    f.write_all(b", after unlink").unwrap();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    let mut s = String::new();
+    f.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "still here, after unlink");
+    assert_eq!(f.metadata().unwrap().nlink(), 0);
+    drop(f);
+
+    let q = v.mnt.join("kept");
+    fs::write(&q, b"first").unwrap();
+    m.unmount();
+    let m = mount(&v, &["-o", "flush_interval=0"]);
+    let mut f = fs::OpenOptions::new().write(true).open(&q).unwrap();
+    f.write_all(b"FIRST, then more").unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    m.unmount();
+    checkmap(&v.img);
+    let m = mount(&v, &[]);
+    assert_eq!(fs::read(&q).unwrap(), b"FIRST, then more");
+    assert!(!v.mnt.join("ghost").exists());
+    m.unmount();
+}
+
+/// The POSIX conformance suite on a mount made as root with no options.
+/// CI installs pjdfstest; elsewhere the test says it is skipped.
+#[test]
+fn pjdfstest_suite() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !fuse_ok("pjdfstest_suite") {
+        return;
+    }
+    let bin = std::env::var("PJDFSTEST").unwrap_or_else(|_| "pjdfstest".into());
+    if Command::new(&bin).arg("--help").output().is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "pjdfstest is not installed but CI must run it"
+        );
+        eprintln!(
+            "SKIPPED pjdfstest_suite: no pjdfstest binary (cargo install --locked pjdfstest@0.2.2)"
+        );
+        return;
+    }
+    let config = support::fixtures_dir().join("../docs/pjdfstest.toml");
+    let v = volume();
+    let m = mount(&v, &[]);
+    let dir = v.mnt.join("pjd");
+    fs::create_dir(&dir).unwrap();
+    let out = Command::new(&bin)
+        .arg("-c")
+        .arg(&config)
+        .arg("-p")
+        .arg(&dir)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let summary = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("Summary:"))
+        .unwrap_or_else(|| panic!("no summary:\n{text}"))
+        .to_string();
+    eprintln!("pjdfstest {summary}");
+    let failed: u64 = summary
+        .trim_start_matches("Summary: ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        failed,
+        0,
+        "pjdfstest failures:\n{}",
+        text.lines()
+            .filter(|l| l.contains("FAILED") || l.contains("failed"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    drop(dir);
+    m.unmount();
+    checkmap(&v.img);
+}

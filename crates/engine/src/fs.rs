@@ -99,6 +99,9 @@ pub struct Fs {
     /// Writes and truncations per file since the last flush, for fsync's
     /// REDO records.
     redo_ops: BTreeMap<i64, Vec<RedoOp>>,
+    /// Open handles per object: an object whose last name goes while it is
+    /// open lives on (with no links) until its last close.
+    open_refs: BTreeMap<i64, u32>,
     /// Clock override for tests (microseconds).
     pub clock: Option<u64>,
 }
@@ -148,6 +151,7 @@ impl Fs {
             inodes: BTreeMap::new(),
             nohistory,
             redo_ops: BTreeMap::new(),
+            open_refs: BTreeMap::new(),
             clock: None,
         };
         let redo = fs.set.take_pending_redo();
@@ -837,8 +841,46 @@ impl Fs {
         let di = self.dirty(ino)?;
         di.nlinks = di.nlinks.saturating_sub(1);
         di.ctime = now;
-        if di.nlinks == 0 {
+        if di.nlinks == 0 && !self.open_refs.contains_key(&ino) {
             self.inodes.get_mut(&ino).expect("dirty").destroy = true;
+        }
+        Ok(())
+    }
+
+    /// Notes an open handle on `ino` (see `release`).
+    pub fn open_ref(&mut self, ino: i64) -> Result<()> {
+        self.inode(ino, HAMMER_MAX_TID)?;
+        *self.open_refs.entry(ino).or_default() += 1;
+        Ok(())
+    }
+
+    /// Drops an open handle; the last close of an object without links
+    /// destroys it (at the next flush).
+    pub fn release(&mut self, ino: i64) -> Result<()> {
+        let Some(n) = self.open_refs.get_mut(&ino) else {
+            return Ok(());
+        };
+        *n -= 1;
+        if *n > 0 {
+            return Ok(());
+        }
+        self.open_refs.remove(&ino);
+        match self.inode(ino, HAMMER_MAX_TID) {
+            Ok(d) if d.nlinks == 0 => {
+                self.dirty(ino)?;
+                self.inodes.get_mut(&ino).expect("dirty").destroy = true;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Closes every handle (unmount): unlinked objects go now.
+    pub fn release_all(&mut self) -> Result<()> {
+        let open: Vec<i64> = self.open_refs.keys().copied().collect();
+        for ino in open {
+            self.open_refs.insert(ino, 1);
+            self.release(ino)?;
         }
         Ok(())
     }

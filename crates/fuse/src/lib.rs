@@ -60,7 +60,7 @@ impl FsHandle {
     pub fn close(&self) -> Result<(), Error> {
         let mut g = self.lock();
         let r = match g.as_mut() {
-            Some(fs) => fs.sync().map(|_| ()),
+            Some(fs) => fs.release_all().and_then(|_| fs.sync()).map(|_| ()),
             None => Ok(()),
         };
         *g = None;
@@ -496,6 +496,9 @@ impl Filesystem for HammerFuse {
             if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
                 self.writable(node)?;
             }
+            if node.asof == HAMMER_MAX_TID {
+                self.with_fs(|fs| fs.open_ref(node.obj_id))?;
+            }
             Ok(())
         });
         match r {
@@ -560,12 +563,39 @@ impl Filesystem for HammerFuse {
     fn fsync(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        ok_or_reply(self.with_fs(|fs| fs.sync().map(|_| ())), reply);
+        // A file's data goes to REDO records when that is enough (fast
+        // fsync); anything else makes the engine flush everything.
+        let r = self.node(ino).and_then(|n| {
+            if n.asof != HAMMER_MAX_TID {
+                return Ok(());
+            }
+            self.with_fs(|fs| fs.fsync(n.obj_id))
+        });
+        ok_or_reply(r, reply);
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let r = self.node(ino).and_then(|n| {
+            if n.asof == HAMMER_MAX_TID {
+                self.with_fs(|fs| fs.release(n.obj_id))?;
+            }
+            Ok(())
+        });
+        ok_or_reply(r, reply);
     }
 
     fn readdir(
@@ -706,7 +736,14 @@ impl Filesystem for HammerFuse {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.make(req, parent, name, NewObject::File, mode) {
+        let r = self
+            .make(req, parent, name, NewObject::File, mode)
+            .and_then(|a| {
+                let obj = self.node(a.ino)?.obj_id;
+                self.with_fs(|fs| fs.open_ref(obj))?;
+                Ok(a)
+            });
+        match r {
             Ok(a) => reply.created(&TTL, &a, Generation(0), FileHandle(0), FopenFlags::empty()),
             Err(e) => reply.error(e),
         }
