@@ -602,7 +602,7 @@ impl Fs {
                 _ => HAMMER_ZONE_META_INDEX,
             };
             let off = self.set.alloc(zone, data.len() as u64)?;
-            self.set.write(off, data)?;
+            self.set.write_fresh(off, data)?;
             e.data_offset = off;
             e.data_len = data.len() as i32;
             e.data_crc = leaf_data_crc(self.set.crc_kind(), e.base.rec_type, data);
@@ -1077,7 +1077,9 @@ impl Fs {
         let mut pos = off;
         while pos < end {
             let (bstart, bsize) = block_of(pos);
-            let mut block = self.read(ino, bstart, bsize as usize, HAMMER_MAX_TID)?;
+            let whole = pos == bstart && end >= bstart + bsize;
+            // A block written whole needs nothing of its old contents.
+            let mut block = if whole { vec![0u8; bsize as usize] } else { self.read(ino, bstart, bsize as usize, HAMMER_MAX_TID)? };
             block.resize(bsize as usize, 0);
             let n = (bstart + bsize).min(end) - pos;
             let at = (pos - bstart) as usize;

@@ -12,7 +12,6 @@
 //! a crash before the header write leaves the empty filesystem newfs made.
 
 use crate::btree::BTree;
-use crate::cache::{Buffer, BUFSIZE};
 use crate::error::{Error, Result};
 use crate::volume::VolumeSet;
 use hammer_ondisk::*;
@@ -22,7 +21,6 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
-use std::sync::Arc;
 use zerocopy::IntoBytes;
 
 /// Dirty buffers held before writing them out early.
@@ -442,18 +440,7 @@ impl Importer<'_> {
         let len = data.len() as u64;
         let zone = data_zone_index(len);
         let at = self.set.alloc(zone, len)?;
-        if len.is_multiple_of(HAMMER_BUFSIZE) && at & HAMMER_BUFMASK == 0 {
-            // Whole fresh buffers: no need to read what was there.
-            for (i, chunk) in data.chunks(BUFSIZE).enumerate() {
-                let mut b = Box::new([0u8; BUFSIZE]);
-                b.copy_from_slice(chunk);
-                let buf: Buffer = Arc::from(b);
-                let z2 = self.set.to_zone2(at + (i * BUFSIZE) as u64)?;
-                self.set.write_new_buffer(z2, buf)?;
-            }
-        } else {
-            self.set.write(at, data)?;
-        }
+        self.set.write_fresh(at, data)?;
         let mut elm = self.leaf(
             HAMMER_LOCALIZE_MISC,
             obj_id,

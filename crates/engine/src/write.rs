@@ -70,6 +70,21 @@ impl VolumeSet {
         Ok(())
     }
 
+    /// Writes data into freshly allocated space: whole aligned 16 KiB
+    /// buffers are filled without reading what the disk held there.
+    pub fn write_fresh(&mut self, off: u64, data: &[u8]) -> Result<()> {
+        if off & HAMMER_BUFMASK != 0 || !data.len().is_multiple_of(BUFSIZE) {
+            return self.write(off, data);
+        }
+        for (i, chunk) in data.chunks(BUFSIZE).enumerate() {
+            let mut b = Box::new([0u8; BUFSIZE]);
+            b.copy_from_slice(chunk);
+            let z2 = self.to_zone2(off + (i * BUFSIZE) as u64)?;
+            self.write_new_buffer(z2, Arc::from(b))?;
+        }
+        Ok(())
+    }
+
     /// The root volume's header, to change in memory.
     pub fn header_mut(&mut self) -> &mut HammerVolumeOndisk {
         &mut self.vols[0].as_mut().expect("checked at open").ondisk
