@@ -155,23 +155,7 @@ fn read_model(set: &VolumeSet) -> Result<Model, String> {
     };
     let reader = hammer_engine::fsread::FsReader::new(set, 0);
     let _ = reader;
-    // Scan through a read-only store.
-    struct Ro<'a>(&'a VolumeSet);
-    impl hammer_engine::btree::NodeStore for Ro<'_> {
-        fn read(&self, off: u64) -> hammer_engine::Result<HammerNodeOndisk> {
-            self.0.read_node(off)
-        }
-        fn write(&mut self, _: u64, _: &HammerNodeOndisk) -> hammer_engine::Result<()> {
-            unreachable!()
-        }
-        fn alloc(&mut self) -> hammer_engine::Result<u64> {
-            unreachable!()
-        }
-        fn free(&mut self, _: u64) -> hammer_engine::Result<()> {
-            unreachable!()
-        }
-    }
-    let mut ro = Ro(set);
+    let mut ro = hammer_engine::store::ReadOnlyStore(set);
     let root = set.header().vol0_btree_root;
     let t = BTree::new(&mut ro, root);
     t.check()

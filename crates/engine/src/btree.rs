@@ -23,15 +23,24 @@ use std::ops::ControlFlow;
 /// 2^64 records is 11 levels deep; anything deeper is a cycle or garbage.
 pub const MAX_DEPTH: usize = 40;
 
-/// Where B-tree nodes live. Offsets are zone-8 addresses.
+/// Where B-tree nodes live. Offsets are zone-8 addresses. Hot paths
+/// borrow nodes in place (`with_node`, `modify`); whole copies (`read`,
+/// `write`) serve the rare structural changes.
 pub trait NodeStore {
-    fn read(&self, off: u64) -> Result<HammerNodeOndisk>;
-    /// Stores a node (the store computes its CRC).
+    /// Runs `f` on the node at `off` without copying it.
+    fn with_node<R>(&self, off: u64, f: impl FnOnce(&HammerNodeOndisk) -> R) -> Result<R>;
+    /// Changes the node at `off` in place (the store keeps its CRC right).
+    fn modify<R>(&mut self, off: u64, f: impl FnOnce(&mut HammerNodeOndisk) -> R) -> Result<R>;
+    /// Stores a whole node (the store computes its CRC).
     fn write(&mut self, off: u64, node: &HammerNodeOndisk) -> Result<()>;
     /// A fresh node address.
     fn alloc(&mut self) -> Result<u64>;
     /// Gives back a node that no longer belongs to the tree.
     fn free(&mut self, off: u64) -> Result<()>;
+    /// A copy of the node at `off`.
+    fn read(&self, off: u64) -> Result<HammerNodeOndisk> {
+        self.with_node(off, |n| *n)
+    }
 }
 
 /// The left and right bounds of the whole tree (what a root split writes).
@@ -158,6 +167,12 @@ impl<'s, S: NodeStore> BTree<'s, S> {
         Ok(n)
     }
 
+    /// Runs `f` on a checked node, borrowed in place.
+    fn with<R>(&self, off: u64, f: impl FnOnce(&HammerNodeOndisk) -> R) -> Result<R> {
+        self.store
+            .with_node(off, |n| check_node(off, n).map(|_| f(n)))?
+    }
+
     /// Visits, in key order, every leaf element with key in `[from, to)`
     /// (full keys, create_tid included). The visitor may stop early.
     pub fn scan(
@@ -184,33 +199,35 @@ impl<'s, S: NodeStore> BTree<'s, S> {
                 off,
             ));
         }
-        let n = self.read(off)?;
-        let count = n.count as usize;
-        if n.type_ == HAMMER_BTREE_TYPE_LEAF {
-            for e in &n.elms[leaf_lower_bound(&n, from)..count] {
-                if btree_cmp(&e.base, to) >= 0 {
+        // The node stays borrowed while its children are visited: no copy.
+        self.with(off, |n| -> Result<ControlFlow<()>> {
+            let count = n.count as usize;
+            if n.type_ == HAMMER_BTREE_TYPE_LEAF {
+                for e in &n.elms[leaf_lower_bound(n, from)..count] {
+                    if btree_cmp(&e.base, to) >= 0 {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                    if visit(e).is_break() {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
+                return Ok(ControlFlow::Continue(()));
+            }
+            let first = child_index(n, from);
+            for i in first..count {
+                if btree_cmp(&n.elms[i].base, to) >= 0 {
                     return Ok(ControlFlow::Break(()));
                 }
-                if visit(e).is_break() {
+                let child = n.elms[i].internal().subtree_offset;
+                if self
+                    .scan_node(child, from, to, visit, depth + 1)?
+                    .is_break()
+                {
                     return Ok(ControlFlow::Break(()));
                 }
             }
-            return Ok(ControlFlow::Continue(()));
-        }
-        let first = child_index(&n, from);
-        for i in first..count {
-            if btree_cmp(&n.elms[i].base, to) >= 0 {
-                return Ok(ControlFlow::Break(()));
-            }
-            let child = n.elms[i].internal().subtree_offset;
-            if self
-                .scan_node(child, from, to, visit, depth + 1)?
-                .is_break()
-            {
-                return Ok(ControlFlow::Break(()));
-            }
-        }
-        Ok(ControlFlow::Continue(()))
+            Ok(ControlFlow::Continue(()))
+        })?
     }
 
     /// Every version of (lo, obj_id, rec_type, key), oldest first.
@@ -252,11 +269,27 @@ impl<'s, S: NodeStore> BTree<'s, S> {
         key: i64,
         asof: u64,
     ) -> Result<Option<HammerBtreeLeafElm>> {
-        Ok(self
-            .versions(lo, obj_id, rec_type, key)?
-            .into_iter()
-            .rev()
-            .find(|e| visible_at(e.base.create_tid, e.base.delete_tid, asof)))
+        let from = HammerBaseElm {
+            localization: lo,
+            obj_id,
+            rec_type,
+            key,
+            create_tid: 1,
+            ..Default::default()
+        };
+        let to = HammerBaseElm {
+            create_tid: 0,
+            ..from
+        };
+        // Versions come oldest first: the last visible one wins.
+        let mut found = None;
+        self.scan(&from, &to, &mut |e| {
+            if visible_at(e.base.create_tid, e.base.delete_tid, asof) {
+                found = Some(*e);
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok(found)
     }
 
     /// Finds the leaf holding exactly `k` (create_tid included).
@@ -264,17 +297,23 @@ impl<'s, S: NodeStore> BTree<'s, S> {
         let mut path = Vec::new();
         let mut off = self.root;
         for _ in 0..=MAX_DEPTH {
-            let n = self.read(off)?;
-            if n.type_ == HAMMER_BTREE_TYPE_LEAF {
-                let i = leaf_lower_bound(&n, k);
-                if i < n.count as usize && btree_cmp(&n.elms[i].base, k) == 0 {
-                    return Ok(Some((path, off, i)));
+            let step = self.with(off, |n| {
+                if n.type_ == HAMMER_BTREE_TYPE_LEAF {
+                    let i = leaf_lower_bound(n, k);
+                    let hit = i < n.count as usize && btree_cmp(&n.elms[i].base, k) == 0;
+                    Err(hit.then_some(i))
+                } else {
+                    let i = child_index(n, k);
+                    Ok((i, n.elms[i].internal().subtree_offset))
                 }
-                return Ok(None);
+            })?;
+            match step {
+                Err(hit) => return Ok(hit.map(|i| (path, off, i))),
+                Ok((i, child)) => {
+                    path.push((off, i));
+                    off = child;
+                }
             }
-            let i = child_index(&n, k);
-            path.push((off, i));
-            off = n.elms[i].internal().subtree_offset;
         }
         Err(Error::corrupt(
             "btree",
@@ -285,33 +324,31 @@ impl<'s, S: NodeStore> BTree<'s, S> {
 
     /// Raises `mirror_tid` to `tid` along `path` (root first) and in the node
     /// at its end, so incremental mirroring can skip unchanged subtrees.
+    /// Ancestors always carry at least their children's TIDs, so the climb
+    /// stops at the first level that already has `tid`.
     fn propagate_mirror_tid(
         &mut self,
         path: &[(u64, usize)],
         leaf_off: u64,
         tid: u64,
     ) -> Result<()> {
-        let mut n = self.read(leaf_off)?;
-        if n.mirror_tid < tid {
-            n.mirror_tid = tid;
-            self.store.write(leaf_off, &n)?;
+        if self.with(leaf_off, |n| n.mirror_tid >= tid)? {
+            return Ok(());
         }
+        self.store.modify(leaf_off, |n| n.mirror_tid = tid)?;
         for &(off, i) in path.iter().rev() {
-            let mut p = self.read(off)?;
-            let mut changed = false;
-            let mut ie = p.elms[i].internal();
-            if ie.mirror_tid < tid {
-                ie.mirror_tid = tid;
+            let done = self.with(off, |p| {
+                p.elms[i].internal().mirror_tid >= tid && p.mirror_tid >= tid
+            })?;
+            if done {
+                break;
+            }
+            self.store.modify(off, |p| {
+                let mut ie = p.elms[i].internal();
+                ie.mirror_tid = ie.mirror_tid.max(tid);
                 p.elms[i] = HammerBtreeLeafElm::from_internal(ie);
-                changed = true;
-            }
-            if p.mirror_tid < tid {
-                p.mirror_tid = tid;
-                changed = true;
-            }
-            if changed {
-                self.store.write(off, &p)?;
-            }
+                p.mirror_tid = p.mirror_tid.max(tid);
+            })?;
         }
         Ok(())
     }
@@ -320,41 +357,52 @@ impl<'s, S: NodeStore> BTree<'s, S> {
     pub fn insert(&mut self, elm: &HammerBtreeLeafElm) -> Result<()> {
         let k = elm.base;
         // Split a full root first so the descent always has room above.
-        let root = self.read(self.root)?;
-        if is_full(&root) {
+        if self.with(self.root, is_full)? {
             self.split_root()?;
         }
         let mut path: Vec<(u64, usize)> = Vec::new();
         let mut off = self.root;
         for _ in 0..=MAX_DEPTH {
-            let n = self.read(off)?;
-            if n.type_ == HAMMER_BTREE_TYPE_LEAF {
-                let mut n = n;
-                let i = leaf_lower_bound(&n, &k);
-                let count = n.count as usize;
-                if i < count && btree_cmp(&n.elms[i].base, &k) == 0 {
+            let step = self.with(off, |n| {
+                if n.type_ == HAMMER_BTREE_TYPE_LEAF {
+                    None
+                } else {
+                    let i = child_index(n, &k);
+                    Some((i, n.elms[i].internal().subtree_offset))
+                }
+            })?;
+            let Some((mut i, child_off)) = step else {
+                let mut rec = *elm;
+                rec.base.btype = HAMMER_BTREE_TYPE_RECORD;
+                let inserted = self.store.modify(off, |n| {
+                    let i = leaf_lower_bound(n, &k);
+                    let count = n.count as usize;
+                    if i < count && btree_cmp(&n.elms[i].base, &k) == 0 {
+                        return false;
+                    }
+                    n.elms.copy_within(i..count, i + 1);
+                    n.elms[i] = rec;
+                    n.count += 1;
+                    true
+                })?;
+                if !inserted {
                     return Err(Error::Invalid(format!(
                         "duplicate B-tree key lo={:08x} obj={:016x} rt={:02x} key={:016x} tid={:016x}",
                         k.localization, k.obj_id, k.rec_type, k.key, k.create_tid
                     )));
                 }
-                n.elms.copy_within(i..count, i + 1);
-                n.elms[i] = *elm;
-                n.elms[i].base.btype = HAMMER_BTREE_TYPE_RECORD;
-                n.count += 1;
-                self.store.write(off, &n)?;
                 let tid = k.create_tid.max(k.delete_tid);
                 return self.propagate_mirror_tid(&path, off, tid);
-            }
-            let mut i = child_index(&n, &k);
-            let child_off = n.elms[i].internal().subtree_offset;
-            let child = self.read(child_off)?;
-            if is_full(&child) {
+            };
+            if self.with(child_off, is_full)? {
                 self.split_child(off, i)?;
-                let n = self.read(off)?;
-                i = child_index(&n, &k);
+                let (ni, next) = self.with(off, |n| {
+                    let i = child_index(n, &k);
+                    (i, n.elms[i].internal().subtree_offset)
+                })?;
+                i = ni;
                 path.push((off, i));
-                off = n.elms[i].internal().subtree_offset;
+                off = next;
             } else {
                 path.push((off, i));
                 off = child_off;
@@ -373,10 +421,9 @@ impl<'s, S: NodeStore> BTree<'s, S> {
         let Some((path, off, i)) = self.find_exact(&elm.base)? else {
             return Ok(false);
         };
-        let mut n = self.read(off)?;
-        n.elms[i] = *elm;
-        n.elms[i].base.btype = HAMMER_BTREE_TYPE_RECORD;
-        self.store.write(off, &n)?;
+        let mut rec = *elm;
+        rec.base.btype = HAMMER_BTREE_TYPE_RECORD;
+        self.store.modify(off, |n| n.elms[i] = rec)?;
         let tid = elm.base.create_tid.max(elm.base.delete_tid);
         self.propagate_mirror_tid(&path, off, tid)?;
         Ok(true)
@@ -388,14 +435,15 @@ impl<'s, S: NodeStore> BTree<'s, S> {
         let Some((path, off, i)) = self.find_exact(k)? else {
             return Ok(None);
         };
-        let mut n = self.read(off)?;
-        let old = n.elms[i];
-        let count = n.count as usize;
-        n.elms.copy_within(i + 1..count, i);
-        n.elms[count - 1] = HammerBtreeLeafElm::default();
-        n.count -= 1;
-        self.store.write(off, &n)?;
-        if n.count == 0 && !path.is_empty() {
+        let (old, left) = self.store.modify(off, |n| {
+            let old = n.elms[i];
+            let count = n.count as usize;
+            n.elms.copy_within(i + 1..count, i);
+            n.elms[count - 1] = HammerBtreeLeafElm::default();
+            n.count -= 1;
+            (old, n.count)
+        })?;
+        if left == 0 && !path.is_empty() {
             self.remove_empty(&path, off)?;
         }
         Ok(Some(old))
@@ -704,25 +752,32 @@ fn is_full(n: &HammerNodeOndisk) -> bool {
 }
 
 /// Nodes in memory, for tests and for building trees before they are
-/// written out.
+/// written out. CRCs are not kept: nothing here reaches a disk.
 #[derive(Default)]
 pub struct MemNodeStore {
-    pub nodes: std::collections::HashMap<u64, HammerNodeOndisk>,
+    pub nodes: crate::hash::OffsetMap<u64, Box<HammerNodeOndisk>>,
     next: u64,
     pub freed: Vec<u64>,
 }
 
 impl NodeStore for MemNodeStore {
-    fn read(&self, off: u64) -> Result<HammerNodeOndisk> {
-        self.nodes.get(&off).copied().ok_or(Error::BadAddress {
+    fn with_node<R>(&self, off: u64, f: impl FnOnce(&HammerNodeOndisk) -> R) -> Result<R> {
+        self.nodes.get(&off).map(|n| f(n)).ok_or(Error::BadAddress {
             what: "no such node",
             offset: off,
         })
     }
+    fn modify<R>(&mut self, off: u64, f: impl FnOnce(&mut HammerNodeOndisk) -> R) -> Result<R> {
+        self.nodes
+            .get_mut(&off)
+            .map(|n| f(n))
+            .ok_or(Error::BadAddress {
+                what: "no such node",
+                offset: off,
+            })
+    }
     fn write(&mut self, off: u64, node: &HammerNodeOndisk) -> Result<()> {
-        let mut n = *node;
-        n.set_crc(CrcKind::Crc32c);
-        self.nodes.insert(off, n);
+        self.nodes.insert(off, Box::new(*node));
         Ok(())
     }
     fn alloc(&mut self) -> Result<u64> {

@@ -3,7 +3,6 @@
 //! is CLOCK-like (second chance), which keeps a full table scan (as `show`
 //! and `checkmap` do) from flushing a hot working set entirely.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub const BUFSIZE: usize = hammer_ondisk::HAMMER_BUFSIZE as usize;
@@ -16,7 +15,7 @@ struct Slot {
 }
 
 struct Inner {
-    map: HashMap<(u32, u64), usize>,
+    map: crate::hash::OffsetMap<(u32, u64), usize>,
     slots: Vec<Slot>,
     hand: usize,
 }
@@ -32,7 +31,7 @@ impl BufferCache {
         let capacity = (bytes / BUFSIZE).max(16);
         BufferCache {
             inner: Mutex::new(Inner {
-                map: HashMap::new(),
+                map: Default::default(),
                 slots: Vec::new(),
                 hand: 0,
             }),

@@ -18,6 +18,7 @@ use crate::btree::BTree;
 use crate::error::{Error, FsError, Result};
 use crate::flush::RedoRecord;
 use crate::fsread::{DirEntry, FsReader};
+use crate::store::ReadOnlyStore;
 use crate::volume::{OpenOptions, VolumeSet};
 use hammer_ondisk::*;
 use std::collections::BTreeMap;
@@ -450,8 +451,8 @@ impl Fs {
     // ----------------------------------------------------------------
     // B-tree helpers
 
-    fn ro_tree<T>(&self, f: impl FnOnce(&BTree<ReadOnly<'_>>) -> Result<T>) -> Result<T> {
-        let mut store = ReadOnly(&self.set);
+    fn ro_tree<T>(&self, f: impl FnOnce(&BTree<ReadOnlyStore<'_>>) -> Result<T>) -> Result<T> {
+        let mut store = ReadOnlyStore(&self.set);
         let t = BTree::new(&mut store, self.root());
         f(&t)
     }
@@ -1079,7 +1080,11 @@ impl Fs {
             let (bstart, bsize) = block_of(pos);
             let whole = pos == bstart && end >= bstart + bsize;
             // A block written whole needs nothing of its old contents.
-            let mut block = if whole { vec![0u8; bsize as usize] } else { self.read(ino, bstart, bsize as usize, HAMMER_MAX_TID)? };
+            let mut block = if whole {
+                vec![0u8; bsize as usize]
+            } else {
+                self.read(ino, bstart, bsize as usize, HAMMER_MAX_TID)?
+            };
             block.resize(bsize as usize, 0);
             let n = (bstart + bsize).min(end) - pos;
             let at = (pos - bstart) as usize;
@@ -1237,29 +1242,5 @@ impl Fs {
             h.vol0_stat_freebigblocks as u64 * bb,
             h.vol0_stat_inodes as u64,
         )
-    }
-}
-
-/// Read-only node access for scans from `&self`.
-struct ReadOnly<'a>(&'a VolumeSet);
-
-impl crate::btree::NodeStore for ReadOnly<'_> {
-    fn read(&self, off: u64) -> Result<HammerNodeOndisk> {
-        self.0.read_node(off)
-    }
-    fn write(&mut self, off: u64, _: &HammerNodeOndisk) -> Result<()> {
-        Err(Error::BadAddress {
-            what: "write through a reader",
-            offset: off,
-        })
-    }
-    fn alloc(&mut self) -> Result<u64> {
-        Err(Error::Invalid("allocation through a reader".into()))
-    }
-    fn free(&mut self, off: u64) -> Result<()> {
-        Err(Error::BadAddress {
-            what: "free through a reader",
-            offset: off,
-        })
     }
 }

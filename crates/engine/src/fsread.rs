@@ -3,8 +3,9 @@
 //! the library API the mount and the CLI will share; `asof` is
 //! `HAMMER_MAX_TID` for the current state.
 
-use crate::btree::{BTree, NodeStore};
+use crate::btree::BTree;
 use crate::error::{Error, Result};
+use crate::store::ReadOnlyStore;
 use crate::volume::VolumeSet;
 use hammer_ondisk::*;
 use std::ops::ControlFlow;
@@ -27,30 +28,6 @@ pub struct FsReader<'a> {
     pub pfs_lo: u32,
 }
 
-/// `NodeStore` over a shared volume set, for reads only.
-struct ReadStore<'a>(&'a VolumeSet);
-
-impl NodeStore for ReadStore<'_> {
-    fn read(&self, off: u64) -> Result<HammerNodeOndisk> {
-        self.0.read_node(off)
-    }
-    fn write(&mut self, off: u64, _: &HammerNodeOndisk) -> Result<()> {
-        Err(Error::BadAddress {
-            what: "write through a reader",
-            offset: off,
-        })
-    }
-    fn alloc(&mut self) -> Result<u64> {
-        Err(Error::Invalid("allocation through a reader".into()))
-    }
-    fn free(&mut self, off: u64) -> Result<()> {
-        Err(Error::BadAddress {
-            what: "free through a reader",
-            offset: off,
-        })
-    }
-}
-
 impl<'a> FsReader<'a> {
     pub fn new(set: &'a VolumeSet, pfs_id: u32) -> Self {
         FsReader {
@@ -59,8 +36,8 @@ impl<'a> FsReader<'a> {
         }
     }
 
-    fn with_tree<T>(&self, f: impl FnOnce(&BTree<ReadStore<'a>>) -> Result<T>) -> Result<T> {
-        let mut store = ReadStore(self.set);
+    fn with_tree<T>(&self, f: impl FnOnce(&BTree<ReadOnlyStore<'a>>) -> Result<T>) -> Result<T> {
+        let mut store = ReadOnlyStore(self.set);
         let t = BTree::new(&mut store, self.set.header().vol0_btree_root);
         f(&t)
     }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod flush;
 pub mod fs;
 pub mod fsread;
+pub mod hash;
 pub mod import;
 pub mod recover;
 pub mod store;

@@ -1,15 +1,109 @@
-//! B-tree nodes on a volume set: zone-8 space from the allocator, read and
-//! written through the buffer layer with the version's CRC.
+//! B-tree nodes on a volume set: zone-8 space from the allocator, read in
+//! place from the buffer cache and changed in place in copy-on-write dirty
+//! buffers, with the version's CRC kept right on every change.
 
 use crate::btree::NodeStore;
-use crate::error::Result;
+use crate::cache::BUFSIZE;
+use crate::error::{Error, Result};
 use crate::volume::VolumeSet;
 use hammer_ondisk::*;
-use zerocopy::IntoBytes;
+use std::sync::Arc;
+use zerocopy::{FromBytes, IntoBytes};
+
+impl VolumeSet {
+    /// Runs `f` on the node at `off`, borrowed from its cached buffer.
+    pub fn with_node<R>(&self, off: u64, f: impl FnOnce(&HammerNodeOndisk) -> R) -> Result<R> {
+        if off & (HAMMER_NODE_SIZE as u64 - 1) != 0 {
+            return Err(Error::BadAddress {
+                what: "B-tree node not 4096-aligned",
+                offset: off,
+            });
+        }
+        let z2 = self.to_zone2(off)?;
+        let b = self.buffer(z2)?;
+        let i = (z2 & HAMMER_BUFMASK) as usize;
+        let bytes = &b[i..i + HAMMER_NODE_SIZE];
+        // Buffers are 8-byte aligned in practice; copy if one is not.
+        match HammerNodeOndisk::ref_from_bytes(bytes) {
+            Ok(n) => Ok(f(n)),
+            Err(_) => Ok(f(
+                &HammerNodeOndisk::read_from_bytes(bytes).expect("4096 bytes")
+            )),
+        }
+    }
+
+    /// Changes the node at `off` in place in its dirty buffer, then
+    /// refreshes its CRC.
+    pub fn modify_node<R>(
+        &mut self,
+        off: u64,
+        f: impl FnOnce(&mut HammerNodeOndisk) -> R,
+    ) -> Result<R> {
+        if off & (HAMMER_NODE_SIZE as u64 - 1) != 0 {
+            return Err(Error::BadAddress {
+                what: "B-tree node not 4096-aligned",
+                offset: off,
+            });
+        }
+        let kind = self.crc_kind();
+        let mut result = None;
+        self.update_buffer(off, |buf| {
+            let at = (off & HAMMER_BUFMASK) as usize;
+            let bytes = &mut buf[at..at + HAMMER_NODE_SIZE];
+            let r = match HammerNodeOndisk::mut_from_bytes(bytes) {
+                Ok(n) => {
+                    let r = f(n);
+                    n.set_crc(kind);
+                    r
+                }
+                Err(_) => {
+                    let mut n = HammerNodeOndisk::read_from_bytes(bytes).expect("4096 bytes");
+                    let r = f(&mut n);
+                    n.set_crc(kind);
+                    bytes.copy_from_slice(n.as_bytes());
+                    r
+                }
+            };
+            result = Some(r);
+        })?;
+        Ok(result.expect("closure ran"))
+    }
+
+    /// Applies `f` to the dirty copy of the 16 KiB buffer holding `off`.
+    pub(crate) fn update_buffer(
+        &mut self,
+        off: u64,
+        f: impl FnOnce(&mut [u8; BUFSIZE]),
+    ) -> Result<()> {
+        if !self.writable {
+            return Err(Error::Invalid("volume set is open read-only".into()));
+        }
+        let z2 = self.to_zone2(off)?;
+        let aligned = z2 & !HAMMER_BUFMASK;
+        let (vol_no, phys) = {
+            let (v, p) = self.zone2_to_phys(aligned)?;
+            (v.vol_no(), p)
+        };
+        let mut buf = match self.dirty.remove(&(vol_no, phys)) {
+            Some(b) => b,
+            None => {
+                let b = self.buffer(aligned)?;
+                self.note_dirty((vol_no, phys), Some(b.clone()), zone_of(off));
+                b
+            }
+        };
+        f(Arc::make_mut(&mut buf));
+        self.dirty.insert((vol_no, phys), buf);
+        Ok(())
+    }
+}
 
 impl NodeStore for VolumeSet {
-    fn read(&self, off: u64) -> Result<HammerNodeOndisk> {
-        self.read_node(off)
+    fn with_node<R>(&self, off: u64, f: impl FnOnce(&HammerNodeOndisk) -> R) -> Result<R> {
+        VolumeSet::with_node(self, off, f)
+    }
+    fn modify<R>(&mut self, off: u64, f: impl FnOnce(&mut HammerNodeOndisk) -> R) -> Result<R> {
+        self.modify_node(off, f)
     }
     fn write(&mut self, off: u64, node: &HammerNodeOndisk) -> Result<()> {
         let mut n = *node;
@@ -21,5 +115,38 @@ impl NodeStore for VolumeSet {
     }
     fn free(&mut self, off: u64) -> Result<()> {
         VolumeSet::free(self, off, HAMMER_NODE_SIZE as u64)
+    }
+}
+
+/// Read-only B-tree access through a shared volume set (scans and lookups
+/// from `&self`); changes are refused.
+pub struct ReadOnlyStore<'a>(pub &'a VolumeSet);
+
+impl NodeStore for ReadOnlyStore<'_> {
+    fn with_node<R>(&self, off: u64, f: impl FnOnce(&HammerNodeOndisk) -> R) -> Result<R> {
+        self.0.with_node(off, f)
+    }
+    fn modify<R>(&mut self, off: u64, _: impl FnOnce(&mut HammerNodeOndisk) -> R) -> Result<R> {
+        Err(Error::BadAddress {
+            what: "change through a read-only store",
+            offset: off,
+        })
+    }
+    fn write(&mut self, off: u64, _: &HammerNodeOndisk) -> Result<()> {
+        Err(Error::BadAddress {
+            what: "write through a read-only store",
+            offset: off,
+        })
+    }
+    fn alloc(&mut self) -> Result<u64> {
+        Err(Error::Invalid(
+            "allocation through a read-only store".into(),
+        ))
+    }
+    fn free(&mut self, off: u64) -> Result<()> {
+        Err(Error::BadAddress {
+            what: "free through a read-only store",
+            offset: off,
+        })
     }
 }

@@ -36,24 +36,11 @@ impl VolumeSet {
                 what: "address overflow",
                 offset: off,
             })?;
-            let z2 = self.to_zone2(cur)?;
-            let aligned = z2 & !HAMMER_BUFMASK;
-            let in_buf = (z2 & HAMMER_BUFMASK) as usize;
+            let in_buf = (self.to_zone2(cur)? & HAMMER_BUFMASK) as usize;
             let n = (BUFSIZE - in_buf).min(bytes.len() - done);
-            let (vol_no, phys) = {
-                let (v, p) = self.zone2_to_phys(aligned)?;
-                (v.vol_no(), p)
-            };
-            let mut buf: Buffer = match self.dirty.remove(&(vol_no, phys)) {
-                Some(b) => b,
-                None => {
-                    let b = self.buffer(aligned)?;
-                    self.note_dirty((vol_no, phys), Some(b.clone()), zone_of(cur));
-                    b
-                }
-            };
-            Arc::make_mut(&mut buf)[in_buf..in_buf + n].copy_from_slice(&bytes[done..done + n]);
-            self.dirty.insert((vol_no, phys), buf);
+            self.update_buffer(cur, |b| {
+                b[in_buf..in_buf + n].copy_from_slice(&bytes[done..done + n])
+            })?;
             done += n;
         }
         Ok(())
