@@ -8,6 +8,20 @@ use std::sync::{Arc, Mutex};
 pub const BUFSIZE: usize = hammer_ondisk::HAMMER_BUFSIZE as usize;
 pub type Buffer = Arc<[u8; BUFSIZE]>;
 
+/// A buffer holding a copy of `bytes` (exactly `BUFSIZE` of them), made
+/// with a single copy: no zeroing first, no move from a box into the Arc.
+pub fn buffer_from(bytes: &[u8]) -> Buffer {
+    assert_eq!(bytes.len(), BUFSIZE, "a whole buffer");
+    let mut a = Arc::<[u8; BUFSIZE]>::new_uninit();
+    let dst = Arc::get_mut(&mut a).expect("fresh Arc").as_mut_ptr() as *mut u8;
+    // SAFETY: `dst` is a fresh, unshared allocation of BUFSIZE bytes and
+    // `bytes` has exactly BUFSIZE bytes; the copy initialises all of it.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, BUFSIZE);
+        a.assume_init()
+    }
+}
+
 struct Slot {
     key: (u32, u64),
     buf: Buffer,

@@ -13,6 +13,16 @@ pub trait Device: Send + Sync {
     fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<()>;
     /// Writes all of `buf` at `off`.
     fn write_at(&self, buf: &[u8], off: u64) -> io::Result<()>;
+    /// Writes the buffers one after another from `off` (one system call
+    /// where the device allows).
+    fn write_vectored_at(&self, bufs: &[&[u8]], off: u64) -> io::Result<()> {
+        let mut at = off;
+        for b in bufs {
+            self.write_at(b, at)?;
+            at += b.len() as u64;
+        }
+        Ok(())
+    }
     /// Size in bytes.
     fn size(&self) -> u64;
     /// Makes every completed write durable (a write barrier).
@@ -67,6 +77,44 @@ impl Device for FileDevice {
     }
     fn write_at(&self, buf: &[u8], off: u64) -> io::Result<()> {
         self.file.write_all_at(buf, off)
+    }
+    fn write_vectored_at(&self, bufs: &[&[u8]], off: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let iov: Vec<libc::iovec> = bufs
+            .iter()
+            .map(|b| libc::iovec {
+                iov_base: b.as_ptr() as *mut _,
+                iov_len: b.len(),
+            })
+            .collect();
+        // SAFETY: the iovecs point into live slices for the whole call.
+        let n = unsafe {
+            libc::pwritev(
+                self.file.as_raw_fd(),
+                iov.as_ptr(),
+                iov.len() as i32,
+                off as libc::off_t,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if (n as usize) < total {
+            // A short write: finish the rest plainly.
+            let mut skip = n as usize;
+            let mut at = off + n as u64;
+            for b in bufs {
+                if skip >= b.len() {
+                    skip -= b.len();
+                    continue;
+                }
+                self.file.write_all_at(&b[skip..], at)?;
+                at += (b.len() - skip) as u64;
+                skip = 0;
+            }
+        }
+        Ok(())
     }
     fn size(&self) -> u64 {
         self.size

@@ -381,12 +381,13 @@ impl VolumeSet {
         let undo_bytes = fw.used();
         // 1. Data buffers and the FIFO, then a barrier.
         let mut touched = std::collections::BTreeSet::new();
-        for (key, buf) in &self.dirty {
-            if !self.fl.meta.contains(key) {
-                self.dev_write(*key, &buf[..])?;
-                touched.insert(key.0);
-            }
-        }
+        let data_keys: Vec<(u32, u64)> = self
+            .dirty
+            .keys()
+            .filter(|k| !self.fl.meta.contains(k))
+            .copied()
+            .collect();
+        self.write_runs(&data_keys, &mut touched)?;
         self.write_fifo_buffers(&fw, &mut touched)?;
         self.sync_vols(touched.iter().copied().chain([0]))?;
 
@@ -400,10 +401,8 @@ impl VolumeSet {
 
         // 3. Metadata in place, then a barrier.
         let mut touched = std::collections::BTreeSet::new();
-        for key in &meta_keys {
-            self.dev_write(*key, &self.dirty[key][..])?;
-            touched.insert(key.0);
-        }
+        meta_keys.sort_unstable();
+        self.write_runs(&meta_keys, &mut touched)?;
         self.sync_vols(touched.into_iter())?;
 
         // 4. The flush becomes final.
@@ -501,6 +500,38 @@ impl VolumeSet {
             touched.insert(key.0);
             // Keep the cache coherent with what went to disk.
             self.cache.invalidate(key.0, key.1);
+        }
+        Ok(())
+    }
+
+    /// Writes the dirty buffers `keys` (sorted), joining buffers that are
+    /// adjacent on the same device into one write of up to 1 MiB.
+    pub(crate) fn write_runs(
+        &self,
+        keys: &[(u32, u64)],
+        touched: &mut std::collections::BTreeSet<u32>,
+    ) -> Result<()> {
+        const RUN: usize = 64;
+        let mut i = 0;
+        while i < keys.len() {
+            let (vol, start) = keys[i];
+            let mut j = i + 1;
+            while j < keys.len()
+                && j - i < RUN
+                && keys[j] == (vol, start + ((j - i) * BUFSIZE) as u64)
+            {
+                j += 1;
+            }
+            let bufs: Vec<&[u8]> = keys[i..j].iter().map(|k| &self.dirty[k][..]).collect();
+            let v = self.volume(vol).ok_or(Error::BadAddress {
+                what: "no such volume",
+                offset: start,
+            })?;
+            v.dev
+                .write_vectored_at(&bufs, start)
+                .map_err(|e| Error::io(&v.name, e))?;
+            touched.insert(vol);
+            i = j;
         }
         Ok(())
     }

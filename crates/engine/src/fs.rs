@@ -1079,21 +1079,21 @@ impl Fs {
         while pos < end {
             let (bstart, bsize) = block_of(pos);
             let whole = pos == bstart && end >= bstart + bsize;
-            // A block written whole needs nothing of its old contents.
-            let mut block = if whole {
-                vec![0u8; bsize as usize]
-            } else {
-                self.read(ino, bstart, bsize as usize, HAMMER_MAX_TID)?
-            };
-            block.resize(bsize as usize, 0);
             let n = (bstart + bsize).min(end) - pos;
-            let at = (pos - bstart) as usize;
-            block[at..at + n as usize]
-                .copy_from_slice(&data[(pos - off) as usize..(pos - off + n) as usize]);
-            // Bytes past the new end of file stay zero.
-            let valid = (new_size - bstart).min(bsize) as usize;
-            block[valid..].fill(0);
-            self.put_block(ino, bstart, bsize, &block, new_size)?;
+            let src = &data[(pos - off) as usize..(pos - off + n) as usize];
+            if whole {
+                // A block written whole needs nothing of its old contents.
+                self.put_block(ino, bstart, bsize, src, new_size)?;
+            } else {
+                let mut block = self.read(ino, bstart, bsize as usize, HAMMER_MAX_TID)?;
+                block.resize(bsize as usize, 0);
+                let at = (pos - bstart) as usize;
+                block[at..at + n as usize].copy_from_slice(src);
+                // Bytes past the new end of file stay zero.
+                let valid = (new_size - bstart).min(bsize) as usize;
+                block[valid..].fill(0);
+                self.put_block(ino, bstart, bsize, &block, new_size)?;
+            }
             pos += n;
             if pos < end {
                 // Records past the inode's size are ignored by readers, so

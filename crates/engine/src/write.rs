@@ -9,7 +9,6 @@ use crate::cache::{Buffer, BUFSIZE};
 use crate::error::{Error, Result};
 use crate::volume::VolumeSet;
 use hammer_ondisk::*;
-use std::sync::Arc;
 use zerocopy::IntoBytes;
 
 impl VolumeSet {
@@ -64,10 +63,8 @@ impl VolumeSet {
             return self.write(off, data);
         }
         for (i, chunk) in data.chunks(BUFSIZE).enumerate() {
-            let mut b = Box::new([0u8; BUFSIZE]);
-            b.copy_from_slice(chunk);
             let z2 = self.to_zone2(off + (i * BUFSIZE) as u64)?;
-            self.write_new_buffer(z2, Arc::from(b))?;
+            self.write_new_buffer(z2, crate::cache::buffer_from(chunk))?;
         }
         Ok(())
     }
@@ -90,17 +87,10 @@ impl VolumeSet {
     /// durable. Buffers move to the clean cache.
     pub fn write_dirty(&mut self) -> Result<()> {
         self.check_writable()?;
-        let dirty = std::mem::take(&mut self.dirty);
+        let keys: Vec<(u32, u64)> = self.dirty.keys().copied().collect();
         let mut touched = std::collections::BTreeSet::new();
-        for ((vol_no, phys), buf) in dirty {
-            let v = self.volume(vol_no).ok_or(Error::BadAddress {
-                what: "no such volume",
-                offset: phys,
-            })?;
-            v.dev
-                .write_at(&buf[..], phys)
-                .map_err(|e| Error::io(&v.name, e))?;
-            touched.insert(vol_no);
+        self.write_runs(&keys, &mut touched)?;
+        for ((vol_no, phys), buf) in std::mem::take(&mut self.dirty) {
             self.cache.insert(vol_no, phys, buf);
         }
         for vol_no in touched {
