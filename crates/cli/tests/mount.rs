@@ -702,3 +702,265 @@ fn pjdfstest_suite() {
     m.unmount();
     checkmap(&v.img);
 }
+
+fn tool_ok(name: &str, test: &str) -> bool {
+    if Command::new(name).arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "{name} is not installed but CI must run {test}"
+    );
+    eprintln!("SKIPPED {test}: {name} is not installed");
+    false
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Real tools on the mount: tar, rsync, git, find, du, ln, mv.
+#[test]
+fn real_tools() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !fuse_ok("real_tools") || !tool_ok("rsync", "real_tools") || !tool_ok("git", "real_tools") {
+        return;
+    }
+    let v = volume();
+    let m = mount(&v, &[]);
+    let d = &v.mnt;
+    // A real source tree: this workspace's crates and docs.
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap();
+    let tarball = v.tmp.path().join("src.tar");
+    run_ok(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&ws)
+            .arg("-cf")
+            .arg(&tarball)
+            .args(["crates", "docs", "README.md"]),
+    );
+    fs::create_dir(d.join("untar")).unwrap();
+    run_ok(
+        Command::new("tar")
+            .arg("-C")
+            .arg(d.join("untar"))
+            .arg("-xf")
+            .arg(&tarball),
+    );
+    for part in ["crates", "docs"] {
+        diff_r(&ws.join(part), &d.join("untar").join(part));
+    }
+    // rsync -a, then again (nothing to do), then diff.
+    run_ok(
+        Command::new("rsync")
+            .arg("-a")
+            .arg(format!("{}/", ws.join("docs").display()))
+            .arg(d.join("rs")),
+    );
+    run_ok(
+        Command::new("rsync")
+            .arg("-a")
+            .arg(format!("{}/", ws.join("docs").display()))
+            .arg(d.join("rs")),
+    );
+    diff_r(&ws.join("docs"), &d.join("rs"));
+    // git: init, add, commit, branch, checkout, fsck.
+    let repo = d.join("repo");
+    fs::create_dir(&repo).unwrap();
+    let git = |args: &[&str]| {
+        run_ok(
+            Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args([
+                    "-c",
+                    "user.name=t",
+                    "-c",
+                    "user.email=t@example.org",
+                    "-c",
+                    "init.defaultBranch=main",
+                ])
+                .args(args),
+        )
+    };
+    git(&["init", "-q"]);
+    fs::write(repo.join("a.txt"), b"one\n").unwrap();
+    git(&["add", "a.txt"]);
+    git(&["commit", "-qm", "one"]);
+    git(&["checkout", "-qb", "side"]);
+    fs::write(repo.join("a.txt"), b"two\n").unwrap();
+    git(&["commit", "-qam", "two"]);
+    git(&["checkout", "-q", "main"]);
+    assert_eq!(fs::read(repo.join("a.txt")).unwrap(), b"one\n");
+    git(&["fsck", "--no-progress"]);
+    // find and du agree with the source.
+    let count = |dir: &Path| {
+        run_ok(Command::new("find").arg(dir).arg("-type").arg("f"))
+            .lines()
+            .count()
+    };
+    assert_eq!(count(&d.join("untar/crates")), count(&ws.join("crates")));
+    run_ok(Command::new("du").arg("-s").arg(d));
+    // ln and mv.
+    run_ok(
+        Command::new("ln")
+            .arg(d.join("untar/README.md"))
+            .arg(d.join("hard")),
+    );
+    run_ok(
+        Command::new("ln")
+            .arg("-s")
+            .arg("untar/README.md")
+            .arg(d.join("soft")),
+    );
+    run_ok(
+        Command::new("mv")
+            .arg(d.join("untar/docs"))
+            .arg(d.join("moved-docs")),
+    );
+    assert_eq!(
+        fs::read(d.join("soft")).unwrap(),
+        fs::read(ws.join("README.md")).unwrap()
+    );
+    assert_eq!(fs::metadata(d.join("hard")).unwrap().nlink(), 2);
+    diff_r(&ws.join("docs"), &d.join("moved-docs"));
+    m.unmount();
+    checkmap(&v.img);
+}
+
+/// Four writers at once, each checking every byte of its own file against
+/// a model after random writes, truncations and fsyncs; then a remount.
+#[test]
+fn parallel_random_writers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !fuse_ok("parallel_random_writers") {
+        return;
+    }
+    let v = volume();
+    let m = mount(&v, &[]);
+    let models: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4u64)
+            .map(|t| {
+                let path = v.mnt.join(format!("w{t}"));
+                s.spawn(move || {
+                    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (t + 1) * 0x1234_5678;
+                    let mut next = move || {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        rng
+                    };
+                    let mut f = fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .open(&path)
+                        .unwrap();
+                    let mut model: Vec<u8> = Vec::new();
+                    for op in 0..150 {
+                        match next() % 10 {
+                            0 => {
+                                let size = (next() % 300_000) as usize;
+                                f.set_len(size as u64).unwrap();
+                                model.resize(size, 0);
+                            }
+                            1 => f.sync_all().unwrap(),
+                            _ => {
+                                let off = (next() % 1_200_000) as usize;
+                                let len = 1 + (next() % 70_000) as usize;
+                                let b = (next() & 0xFF) as u8;
+                                let data: Vec<u8> =
+                                    (0..len).map(|i| b.wrapping_add(i as u8)).collect();
+                                f.seek(SeekFrom::Start(off as u64)).unwrap();
+                                f.write_all(&data).unwrap();
+                                if model.len() < off + len {
+                                    model.resize(off + len, 0);
+                                }
+                                model[off..off + len].copy_from_slice(&data);
+                            }
+                        }
+                        if op % 25 == 24 {
+                            let mut got = Vec::new();
+                            f.seek(SeekFrom::Start(0)).unwrap();
+                            f.read_to_end(&mut got).unwrap();
+                            assert!(got == model, "writer {t}: contents differ after op {op}");
+                        }
+                    }
+                    model
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    m.unmount();
+    checkmap(&v.img);
+    let m = mount(&v, &[]);
+    for (t, model) in models.iter().enumerate() {
+        assert!(
+            fs::read(v.mnt.join(format!("w{t}"))).unwrap() == *model,
+            "writer {t}: contents differ after remount"
+        );
+    }
+    m.unmount();
+}
+
+/// SIGKILL the daemon in the middle of a workload: on the next mount
+/// recovery runs, everything fsynced is there, the volume checks clean.
+#[test]
+fn killed_daemon_recovers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !fuse_ok("killed_daemon_recovers") {
+        return;
+    }
+    let v = volume();
+    let mut m = mount(&v, &["-o", "flush_interval=1"]);
+    let d = v.mnt.clone();
+    let mut synced = Vec::new();
+    for i in 0..20 {
+        let p = d.join(format!("s{i}"));
+        let data = vec![i as u8; 10_000 + i * 3000];
+        let mut f = fs::File::create(&p).unwrap();
+        f.write_all(&data).unwrap();
+        f.sync_all().unwrap();
+        synced.push((p, data));
+    }
+    // Unsynced work in flight when the daemon dies.
+    let writer = {
+        let d = d.clone();
+        std::thread::spawn(move || {
+            for i in 0..2000 {
+                if fs::write(d.join(format!("u{}", i % 50)), vec![7u8; 50_000]).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = m.child.as_ref().unwrap().id() as i32;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let _ = m.child.take().unwrap().wait();
+    let _ = writer.join();
+    unmount_cmd(&d, true);
+    drop(m);
+    let m = mount(&v, &[]);
+    for (p, data) in &synced {
+        assert!(
+            fs::read(p).unwrap() == *data,
+            "{}: fsynced data lost",
+            p.display()
+        );
+    }
+    m.unmount();
+    checkmap(&v.img);
+}
