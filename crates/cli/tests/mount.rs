@@ -853,7 +853,7 @@ fn parallel_random_writers() {
             .map(|t| {
                 let path = v.mnt.join(format!("w{t}"));
                 s.spawn(move || {
-                    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (t + 1) * 0x1234_5678;
+                    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ ((t + 1) * 0x1234_5678);
                     let mut next = move || {
                         rng ^= rng << 13;
                         rng ^= rng >> 7;
