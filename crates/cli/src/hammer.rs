@@ -1,9 +1,15 @@
 //! `hammer(8)`: global option parsing (GNU getopt with permutation, as the
 //! Linux build of DragonFly's tool behaves) and dispatch to the directive
-//! modules. Directives that need a mounted filesystem arrive with the mount.
+//! modules. Directives on a mounted filesystem (`synctid`, `info`,
+//! `version`, `bstats`/`iostats`/`stats`) reach its daemon over the
+//! control channel (`control`).
 
+use crate::cmd_stats::Kind;
 use crate::common::Opts;
-use crate::{cmd_blockmap, cmd_checkmap, cmd_namekey, cmd_show, cmd_show_undo, CliError};
+use crate::{
+    cmd_blockmap, cmd_checkmap, cmd_info, cmd_namekey, cmd_show, cmd_show_undo, cmd_stats,
+    cmd_synctid, cmd_version, CliError,
+};
 use std::io::Write;
 
 pub const USAGE: &str = include_str!("hammer_usage.txt");
@@ -115,6 +121,12 @@ pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Wri
         "show-undo" => cmd_show_undo::run(&opts, rest, out),
         "blockmap" => cmd_blockmap::run(&opts, rest, out),
         "checkmap" => cmd_checkmap::run(&opts, rest, out),
+        "synctid" => return cmd_synctid::main(rest, out, err),
+        "version" => return cmd_version::main(rest, out, err),
+        "info" => return cmd_info::main(rest, out, err),
+        "bstats" => return cmd_stats::run(Kind::Btree, rest, out, None),
+        "iostats" => return cmd_stats::run(Kind::Io, rest, out, None),
+        "stats" => return cmd_stats::run(Kind::Both, rest, out, None),
         _ => return usage(err, 1),
     };
     let _ = out.flush();

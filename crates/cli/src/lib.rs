@@ -6,10 +6,16 @@
 
 pub mod cmd_blockmap;
 pub mod cmd_checkmap;
+pub mod cmd_info;
 pub mod cmd_namekey;
 pub mod cmd_show;
 pub mod cmd_show_undo;
+pub mod cmd_stats;
+pub mod cmd_synctid;
+pub mod cmd_version;
 pub mod common;
+pub mod control;
+pub mod control_server;
 pub mod hammer;
 pub mod mount;
 pub mod newfs;

@@ -9,7 +9,9 @@
 //! `default_permissions` (both the default when root mounts),
 //! `flush_interval=SECONDS` (periodic sync, default 5, 0 for none) and the
 //! generic `atime`, `noatime`, `dev`, `nodev`, `suid`, `nosuid`, `exec`,
-//! `noexec`.
+//! `noexec`. Once serving, the daemon answers `hammer`'s directives on
+//! the mount over the control channel (`control_server`); its socket goes
+//! away with the mount.
 
 use crate::{CliError, CliResult};
 use fuser::{Config, MountOption, Session, SessionACL};
@@ -257,7 +259,19 @@ pub fn run(m: &MountArgs) -> CliResult<()> {
             m.mountpoint.display()
         )));
     }
+    // The control channel's socket is named after the canonical path
+    // (resolved now: the daemon's working directory becomes `/`).
+    let canon_mp = std::fs::canonicalize(&m.mountpoint)?;
     let handle = FsHandle::new(open_fs(m)?);
+    // Without the channel the mount still works; `hammer` directives on it
+    // then fail as on a non-HAMMER file.
+    let control = match crate::control_server::bind(&canon_mp) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("mount_hammer: control channel: {e}");
+            None
+        }
+    };
     let view = MountView {
         read_only: m.read_only,
         asof: m.asof,
@@ -293,7 +307,17 @@ pub fn run(m: &MountArgs) -> CliResult<()> {
     if !m.flush_interval.is_zero() && !m.read_only {
         spawn_flusher(handle.clone(), m.flush_interval);
     }
+    let control = control.and_then(|(server, listener)| {
+        match crate::control_server::serve(listener, handle.clone(), &canon_mp, m.allow_other) {
+            Ok(()) => Some(server),
+            Err(e) => {
+                eprintln!("mount_hammer: control channel: {e}");
+                None
+            }
+        }
+    });
     let served = session.run();
+    drop(control);
     // `destroy` has normally closed it already; an aborted session has not.
     let closed = handle.close();
     served.map_err(|e| CliError(format!("{}: {e}", m.mountpoint.display())))?;

@@ -438,3 +438,39 @@ fn fs_matches_model_with_history() {
 fn fs_matches_model_nohistory() {
     run_model(0x0fed_cba9_8765_4321, true);
 }
+
+/// `tid_at`: the newest transaction stamped at or before a time.
+#[test]
+fn transaction_at_a_time() {
+    let img = materialize("v7-longlabel").unwrap();
+    let paths = vec![img.path("vol0.img").to_string_lossy().into_owned()];
+    let mut fs = Fs::open(&paths, false).unwrap();
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1000;
+    fs.clock = Some(base * 1_000_000);
+    let f = fs
+        .create(1, b"f", NewObject::File, 0o644, 0, 0)
+        .unwrap()
+        .ino;
+    fs.write(f, 0, b"one").unwrap();
+    let t1 = fs.sync().unwrap();
+    // The index is built from the B-tree here, then kept current by sync.
+    assert_eq!(fs.tid_at(base).unwrap(), Some(t1));
+    fs.clock = Some((base + 100) * 1_000_000);
+    fs.write(f, 0, b"two").unwrap();
+    let t2 = fs.sync().unwrap();
+    assert_eq!(fs.tid_at(base + 99).unwrap(), Some(t1));
+    assert_eq!(fs.tid_at(base + 100).unwrap(), Some(t2));
+    assert_eq!(fs.tid_at(u64::MAX).unwrap(), Some(t2));
+    assert_eq!(fs.tid_at(0).unwrap(), None);
+    let mid = fs.tid_at(base + 50).unwrap().unwrap();
+    assert_eq!(fs.read(f, 0, 10, mid).unwrap(), b"one");
+    // After a reopen the index comes from the records alone.
+    drop(fs);
+    let mut fs = Fs::open(&paths, false).unwrap();
+    assert_eq!(fs.tid_at(base + 99).unwrap(), Some(t1));
+    assert_eq!(fs.tid_at(base + 100).unwrap(), Some(t2));
+}

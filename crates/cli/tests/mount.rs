@@ -964,3 +964,96 @@ fn killed_daemon_recovers() {
     m.unmount();
     checkmap(&v.img);
 }
+
+/// Called as `mount.hammer SPEC DIR -o OPTS` (what mount(8) runs for
+/// `mount -t hammer` and fstab lines), the binary mounts like mount_hammer.
+#[test]
+fn mount_helper_name() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !fuse_ok("mount_helper_name") {
+        return;
+    }
+    let v = volume();
+    let helper = v.tmp.path().join("mount.hammer");
+    std::os::unix::fs::symlink(MOUNT, &helper).unwrap();
+    let out = Command::new(&helper)
+        .arg(&v.img)
+        .arg(&v.mnt)
+        .args(["-n", "-o", "defaults,noauto,ro,x-systemd.automount"])
+        .output()
+        .unwrap();
+    let guard = Mounted {
+        mnt: v.mnt.clone(),
+        child: None,
+        log: v.tmp.path().join("none"),
+    };
+    assert!(
+        out.status.success(),
+        "mount.hammer: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(is_mounted(&v.mnt));
+    assert_eq!(
+        errno_of(fs::write(v.mnt.join("x"), b"x")),
+        libc::EROFS,
+        "ro came through"
+    );
+    assert!(unmount_cmd(&v.mnt, false));
+    drop(guard);
+    // -f (fake) checks the arguments only.
+    let out = Command::new(&helper)
+        .arg(&v.img)
+        .arg(&v.mnt)
+        .arg("-f")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!is_mounted(&v.mnt));
+}
+
+/// `name@@YYYY-MM-DDTHH:MM:SS` (local time) reads the name as of the newest
+/// transaction committed by then.
+#[test]
+fn date_history_paths() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !fuse_ok("date_history_paths") {
+        return;
+    }
+    let v = volume();
+    let m = mount(&v, &["-o", "flush_interval=0"]);
+    let f = v.mnt.join("f");
+    let mut h = fs::File::create(&f).unwrap();
+    h.write_all(b"version one").unwrap();
+    h.sync_all().unwrap(); // a new file: a full flush
+    drop(h);
+    std::thread::sleep(Duration::from_millis(1100));
+    let between = String::from_utf8(
+        Command::new("date")
+            .arg("+%Y-%m-%dT%H:%M:%S")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    std::thread::sleep(Duration::from_millis(1100));
+    fs::write(&f, b"version two").unwrap();
+    m.unmount();
+    let m = mount(&v, &[]);
+    assert_eq!(fs::read(&f).unwrap(), b"version two");
+    assert_eq!(
+        fs::read(v.mnt.join(format!("f@@{between}"))).unwrap(),
+        b"version one"
+    );
+    assert_eq!(
+        errno_of(fs::read(v.mnt.join("f@@1999-01-01T00:00:00"))),
+        libc::ENOENT,
+        "before the filesystem existed"
+    );
+    assert_eq!(
+        errno_of(fs::write(v.mnt.join(format!("f@@{between}")), b"x")),
+        libc::EROFS
+    );
+    m.unmount();
+}

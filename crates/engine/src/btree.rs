@@ -181,6 +181,7 @@ impl<'s, S: NodeStore> BTree<'s, S> {
         to: &HammerBaseElm,
         visit: &mut dyn FnMut(&HammerBtreeLeafElm) -> ControlFlow<()>,
     ) -> Result<()> {
+        crate::stats::BTREE_SEARCHES.inc();
         self.scan_node(self.root, from, to, visit, 0).map(|_| ())
     }
 
@@ -199,14 +200,20 @@ impl<'s, S: NodeStore> BTree<'s, S> {
                 off,
             ));
         }
+        crate::stats::BTREE_ITERATIONS.inc();
+        if depth == 0 {
+            crate::stats::BTREE_ROOT_ITERATIONS.inc();
+        }
         // The node stays borrowed while its children are visited: no copy.
         self.with(off, |n| -> Result<ControlFlow<()>> {
             let count = n.count as usize;
             if n.type_ == HAMMER_BTREE_TYPE_LEAF {
                 for e in &n.elms[leaf_lower_bound(n, from)..count] {
+                    crate::stats::BTREE_ELEMENTS.inc();
                     if btree_cmp(&e.base, to) >= 0 {
                         return Ok(ControlFlow::Break(()));
                     }
+                    crate::stats::RECORD_ITERATIONS.inc();
                     if visit(e).is_break() {
                         return Ok(ControlFlow::Break(()));
                     }
@@ -269,6 +276,7 @@ impl<'s, S: NodeStore> BTree<'s, S> {
         key: i64,
         asof: u64,
     ) -> Result<Option<HammerBtreeLeafElm>> {
+        crate::stats::BTREE_LOOKUPS.inc();
         let from = HammerBaseElm {
             localization: lo,
             obj_id,
@@ -355,6 +363,7 @@ impl<'s, S: NodeStore> BTree<'s, S> {
 
     /// Inserts a record. Fails if the exact key (create_tid included) exists.
     pub fn insert(&mut self, elm: &HammerBtreeLeafElm) -> Result<()> {
+        crate::stats::BTREE_INSERTS.inc();
         let k = elm.base;
         // Split a full root first so the descent always has room above.
         if self.with(self.root, is_full)? {
@@ -435,6 +444,7 @@ impl<'s, S: NodeStore> BTree<'s, S> {
         let Some((path, off, i)) = self.find_exact(k)? else {
             return Ok(None);
         };
+        crate::stats::BTREE_DELETES.inc();
         let (old, left) = self.store.modify(off, |n| {
             let old = n.elms[i];
             let count = n.count as usize;
@@ -545,6 +555,7 @@ impl<'s, S: NodeStore> BTree<'s, S> {
     /// internal root covering the whole key space, which is then split as
     /// an ordinary child.
     fn split_root(&mut self) -> Result<()> {
+        crate::stats::BTREE_SPLITS.inc();
         let old = self.read(self.root)?;
         let moved = self.store.alloc()?;
         let mut copy = old;
@@ -600,6 +611,7 @@ impl<'s, S: NodeStore> BTree<'s, S> {
 
     /// Splits child `i` of internal node `parent_off` (which has room).
     fn split_child(&mut self, parent_off: u64, i: usize) -> Result<()> {
+        crate::stats::BTREE_SPLITS.inc();
         let mut p = self.read(parent_off)?;
         let pcount = p.count as usize;
         if pcount >= HAMMER_BTREE_INT_ELMS {

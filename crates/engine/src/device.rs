@@ -73,14 +73,17 @@ fn block_device_size(file: &File) -> io::Result<u64> {
 
 impl Device for FileDevice {
     fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
+        crate::stats::DISK_READ_BYTES.add(buf.len() as u64);
         self.file.read_exact_at(buf, off)
     }
     fn write_at(&self, buf: &[u8], off: u64) -> io::Result<()> {
+        crate::stats::DISK_WRITE_BYTES.add(buf.len() as u64);
         self.file.write_all_at(buf, off)
     }
     fn write_vectored_at(&self, bufs: &[&[u8]], off: u64) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         let total: usize = bufs.iter().map(|b| b.len()).sum();
+        crate::stats::DISK_WRITE_BYTES.add(total as u64);
         let iov: Vec<libc::iovec> = bufs
             .iter()
             .map(|b| libc::iovec {

@@ -422,6 +422,8 @@ impl VolumeSet {
         self.fl.redo_start = None;
         self.fl.flushes += 1;
         self.fl.undo_bytes += undo_bytes;
+        crate::stats::COMMITS.inc();
+        crate::stats::UNDO_BYTES.add(undo_bytes);
         // The flush is final: big-blocks it emptied may be reused now. The
         // release itself is a change of the next flush.
         self.release_freed()?;
@@ -453,6 +455,7 @@ impl VolumeSet {
         for r in records {
             fw.redo(self, r)?;
         }
+        crate::stats::REDO_BYTES.add(records.iter().map(|r| r.data.len() as u64).sum());
         let sync = RedoRecord {
             objid: 0,
             localization: 0,

@@ -103,6 +103,9 @@ pub struct Fs {
     /// Open handles per object: an object whose last name goes while it is
     /// open lives on (with no links) until its last close.
     open_refs: BTreeMap<i64, u32>,
+    /// TID → the earliest time (seconds) a record carries for it; built on
+    /// the first date lookup, kept current by sync.
+    time_index: Option<BTreeMap<u64, u32>>,
     /// Clock override for tests (microseconds).
     pub clock: Option<u64>,
 }
@@ -153,6 +156,7 @@ impl Fs {
             nohistory,
             redo_ops: BTreeMap::new(),
             open_refs: BTreeMap::new(),
+            time_index: None,
             clock: None,
         };
         let redo = fs.set.take_pending_redo();
@@ -1164,6 +1168,7 @@ impl Fs {
         let inodes = std::mem::take(&mut self.inodes);
         let tid = self.tid();
         let lo = self.pfs_lo | HAMMER_LOCALIZE_INODE;
+        crate::stats::INODE_FLUSHES.add(inodes.len() as u64);
         for (ino, di) in inodes {
             let keep = self.history_kept(&di.data);
             if let Some(old) = self.tree_lookup(lo, ino, HAMMER_RECTYPE_INODE, 0, HAMMER_MAX_TID)? {
@@ -1215,6 +1220,10 @@ impl Fs {
         self.set.flush()?;
         self.tid = None;
         self.redo_ops.clear();
+        let now = (self.now() / 1_000_000) as u32;
+        if let Some(index) = self.time_index.as_mut() {
+            index.insert(tid, now);
+        }
         Ok(tid)
     }
 
@@ -1231,6 +1240,57 @@ impl Fs {
             self.sync()?;
         }
         Ok(())
+    }
+
+    /// The newest TID committed at or before `secs` (Unix time), for
+    /// `name@@<date>` paths. Where it comes from: every B-tree record
+    /// carries the second its transaction was stamped (`create_ts`,
+    /// `delete_ts`) next to the TID. The first call scans every leaf once
+    /// (O(records)) and keeps one entry per transaction; later calls walk
+    /// that small list (one entry per flush) from the newest end, and each
+    /// sync adds its own TID.
+    pub fn tid_at(&mut self, secs: u64) -> Result<Option<u64>> {
+        if self.time_index.is_none() {
+            let mut index: BTreeMap<u64, u32> = BTreeMap::new();
+            let from = HammerBaseElm {
+                localization: 0,
+                obj_id: HAMMER_MIN_OBJID,
+                rec_type: 0,
+                key: HAMMER_MIN_KEY,
+                create_tid: 1,
+                ..Default::default()
+            };
+            let to = HammerBaseElm {
+                localization: u32::MAX,
+                obj_id: HAMMER_MAX_OBJID,
+                rec_type: u16::MAX,
+                key: HAMMER_MAX_KEY,
+                create_tid: 0,
+                ..Default::default()
+            };
+            let mut note = |tid: u64, ts: u32| {
+                let e = index.entry(tid).or_insert(ts);
+                *e = (*e).min(ts);
+            };
+            self.ro_tree(|t| {
+                t.scan(&from, &to, &mut |e| {
+                    note(e.base.create_tid, e.create_ts);
+                    if e.base.delete_tid != 0 {
+                        note(e.base.delete_tid, e.delete_ts);
+                    }
+                    ControlFlow::Continue(())
+                })
+            })?;
+            self.time_index = Some(index);
+        }
+        let index = self.time_index.as_ref().expect("built above");
+        // TIDs grow with time, so the newest TID stamped no later than
+        // `secs` is the last such entry in TID order.
+        Ok(index
+            .iter()
+            .rev()
+            .find(|(_, &ts)| ts as u64 <= secs)
+            .map(|(&tid, _)| tid))
     }
 
     /// statfs figures: (total bytes, free bytes, inodes).

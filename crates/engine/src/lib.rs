@@ -15,6 +15,7 @@ pub mod fsread;
 pub mod hash;
 pub mod import;
 pub mod recover;
+pub mod stats;
 pub mod store;
 pub mod volume;
 pub mod write;

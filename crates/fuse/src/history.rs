@@ -6,6 +6,8 @@
 //! positive, so the two never meet), derived from a hash of (object, TID)
 //! and kept in a table until the kernel forgets it, so that each as-of view
 //! has inode numbers of its own and the page cache never mixes versions.
+//! `name@@YYYY-MM-DDTHH:MM:SS` (local time) means the name as of the newest
+//! transaction committed by then (`Fs::tid_at`).
 
 use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::HashMap;
@@ -28,6 +30,73 @@ pub fn split_history_name(name: &[u8]) -> Option<(&[u8], u64)> {
     }
     let tid = u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()?;
     Some((base, tid))
+}
+
+/// What a history name asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AsOf {
+    /// `@@0x<16 hex digits>`.
+    Tid(u64),
+    /// `@@YYYY-MM-DDTHH:MM:SS`, local time, as Unix seconds: the state at
+    /// the newest transaction committed by then.
+    Time(u64),
+}
+
+/// Splits `name@@0x<tid>` or `name@@YYYY-MM-DDTHH:MM:SS` (local time) into
+/// the name and what it asks for; `None` for any other name.
+pub fn split_asof_name(name: &[u8]) -> Option<(&[u8], AsOf)> {
+    if let Some((base, tid)) = split_history_name(name) {
+        return Some((base, AsOf::Tid(tid)));
+    }
+    const DATE: usize = 2 + 19; // "@@" and YYYY-MM-DDTHH:MM:SS
+    if name.len() < DATE {
+        return None;
+    }
+    let (base, ext) = name.split_at(name.len() - DATE);
+    let d = ext.strip_prefix(b"@@")?;
+    let shape_ok = d.iter().enumerate().all(|(i, &c)| match i {
+        4 | 7 => c == b'-',
+        10 => c == b'T',
+        13 | 16 => c == b':',
+        _ => c.is_ascii_digit(),
+    });
+    if !shape_ok {
+        return None;
+    }
+    let num = |a: usize, b: usize| -> i32 {
+        std::str::from_utf8(&d[a..b])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(-1)
+    };
+    let (year, mon, day, hour, min, sec) = (
+        num(0, 4),
+        num(5, 7),
+        num(8, 10),
+        num(11, 13),
+        num(14, 16),
+        num(17, 19),
+    );
+    if !(1..=12).contains(&mon) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    // SAFETY: `tm` is a plain C struct, zeroed then filled; mktime only
+    // reads and normalises it.
+    let t = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        tm.tm_year = year - 1900;
+        tm.tm_mon = mon - 1;
+        tm.tm_mday = day;
+        tm.tm_hour = hour;
+        tm.tm_min = min;
+        tm.tm_sec = sec;
+        tm.tm_isdst = -1;
+        libc::mktime(&mut tm)
+    };
+    if t < 0 {
+        return None;
+    }
+    Some((base, AsOf::Time(t as u64)))
 }
 
 /// What an inode number stands for: an object as of a TID.
@@ -135,6 +204,24 @@ impl InodeTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date_names() {
+        let (base, what) = split_asof_name(b"f.txt@@2026-11-25T10:15:00").unwrap();
+        assert_eq!(base, b"f.txt");
+        let AsOf::Time(t) = what else {
+            panic!("a time")
+        };
+        let (_, later) = split_asof_name(b"f.txt@@2026-11-25T10:15:01").unwrap();
+        assert_eq!(later, AsOf::Time(t + 1));
+        assert_eq!(
+            split_asof_name(b"@@0x0000000100000002"),
+            Some((&b""[..], AsOf::Tid(0x1_0000_0002)))
+        );
+        assert_eq!(split_asof_name(b"f@@2026-13-25T10:15:00"), None);
+        assert_eq!(split_asof_name(b"f@@2026-11-25 10:15:00"), None);
+        assert_eq!(split_asof_name(b"plain"), None);
+    }
 
     #[test]
     fn history_names() {

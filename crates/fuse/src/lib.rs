@@ -19,7 +19,7 @@ use fuser::{
 use hammer_engine::fs::{Attr, Fs, NewObject, SetAttr};
 use hammer_engine::Error;
 use hammer_ondisk::{HAMMER_MAX_TID, HAMMER_OBJID_ROOT, HAMMER_OBJTYPE_DIRECTORY};
-use history::{split_history_name, InodeTable, Node};
+use history::{split_asof_name, AsOf, InodeTable, Node};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -69,6 +69,12 @@ impl FsHandle {
 
     pub fn is_open(&self) -> bool {
         self.lock().is_some()
+    }
+
+    /// Runs `f` on the filesystem under the lock (the control channel's
+    /// directives); `None` once closed.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Fs) -> T) -> Option<T> {
+        self.lock().as_mut().map(f)
     }
 }
 
@@ -248,8 +254,15 @@ impl HammerFuse {
             }
             // `name@@0x<tid>`: the entry as the directory held it at that
             // TID; `@@0x<tid>` alone is the directory itself.
-            let (name, asof) = match split_history_name(name) {
-                Some((base, tid)) => {
+            let (name, asof) = match split_asof_name(name) {
+                Some((base, what)) => {
+                    let tid = match what {
+                        AsOf::Tid(tid) => tid,
+                        // The newest transaction committed by then.
+                        AsOf::Time(secs) => fs
+                            .tid_at(secs)?
+                            .ok_or(hammer_engine::error::FsError::NotFound)?,
+                    };
                     if base.is_empty() {
                         fs.getattr(dir.obj_id, tid)?;
                         return Ok(Node {
@@ -518,6 +531,7 @@ impl Filesystem for HammerFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        hammer_engine::stats::FILE_READS.inc();
         match self
             .node(ino)
             .and_then(|n| self.with_fs(|fs| fs.read(n.obj_id, offset, size as usize, n.asof)))
@@ -539,6 +553,7 @@ impl Filesystem for HammerFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        hammer_engine::stats::FILE_WRITES.inc();
         match self
             .writable_ino(ino)
             .and_then(|obj| self.with_fs(|fs| fs.write(obj, offset, data)))

@@ -1,0 +1,358 @@
+//! The control channel between `hammer(8)` and a mounted filesystem's
+//! daemon: what DragonFly does with ioctls on any file of a HAMMER mount.
+//!
+//! Finding the daemon: the CLI resolves a path to its mount point (the
+//! longest mount point in `/proc/self/mountinfo` that is a prefix of the
+//! canonical path; it must be a FUSE mount, type `fuse*`), and the daemon
+//! listens on a Unix stream socket whose path is derived from that mount
+//! point ([`socket_path`]): `/run/hammerfs/<escaped mount point>.sock` for
+//! a mount made by root, `/tmp/hammerfs-<uid>/…` for one made by another
+//! user (the CLI reads the owner from the mount's `user_id=` option). The
+//! escaped name keeps letters, digits, `.`, `-` and `_` and writes every
+//! other byte as `%XX` (so `/` is `%2F`); a name that would not fit a
+//! socket address becomes `h<64-bit FNV-1a hash in hex>`. A path on no FUSE
+//! mount, or on a FUSE mount without such a socket, is "not a HAMMER
+//! filesystem": the directives fail with ENOTTY ("Inappropriate ioctl for
+//! device"), as DragonFly's tool does on a file that is not on HAMMER.
+//!
+//! Protocol (one request per connection): the client sends one line of
+//! text, the directive and its words separated by single spaces
+//! (`synctid`, `synctid quick`, `info`, `version`, `stats`), ended by
+//! `\n`, at most 4096 bytes. The daemon answers with a 4-byte big-endian
+//! length and that many bytes of `key=value` lines; the first is
+//! `status=0` on success or `status=<errno>` (then `message=<text>` may
+//! follow). Keys of each reply are documented at the daemon's handlers
+//! (`control_server`). The daemon reads the caller's credentials with
+//! SO_PEERCRED (see `control_server` for who may do what).
+
+use crate::{CliError, CliResult};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Largest request line the daemon accepts.
+pub const MAX_REQUEST: usize = 4096;
+/// Largest reply the client accepts.
+pub const MAX_REPLY: usize = 16 << 20;
+
+/// A parsed reply: `key=value` lines in order (keys may repeat).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reply(pub Vec<(String, String)>);
+
+impl Reply {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A number (decimal or `0x` hex).
+    pub fn num(&self, key: &str) -> CliResult<i64> {
+        let v = self
+            .get(key)
+            .ok_or_else(|| CliError(format!("control reply without {key}")))?;
+        let r = match v.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16).map(|n| n as i64),
+            None => v.parse::<i64>(),
+        };
+        r.map_err(|_| CliError(format!("control reply: bad {key}={v}")))
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut s = String::new();
+        for (k, v) in &self.0 {
+            // Values are one line: newlines would split the record.
+            s.push_str(k);
+            s.push('=');
+            s.push_str(&v.replace('\n', " "));
+            s.push('\n');
+        }
+        s.into_bytes()
+    }
+
+    pub fn decode(b: &[u8]) -> Reply {
+        let s = String::from_utf8_lossy(b);
+        Reply(
+            s.lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+}
+
+/// Writes a reply frame.
+pub fn write_reply(w: &mut dyn Write, r: &Reply) -> std::io::Result<()> {
+    let body = r.encode();
+    w.write_all(&(body.len() as u32).to_be_bytes())?;
+    w.write_all(&body)?;
+    w.flush()
+}
+
+/// Reads a reply frame.
+pub fn read_reply(rd: &mut dyn Read) -> std::io::Result<Reply> {
+    let mut len = [0u8; 4];
+    rd.read_exact(&mut len)?;
+    let n = u32::from_be_bytes(len) as usize;
+    if n > MAX_REPLY {
+        return Err(std::io::Error::from_raw_os_error(libc::EPROTO));
+    }
+    let mut body = vec![0u8; n];
+    rd.read_exact(&mut body)?;
+    Ok(Reply::decode(&body))
+}
+
+/// One entry of `/proc/self/mountinfo` that matters here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountEntry {
+    pub mount_point: PathBuf,
+    pub fstype: String,
+    pub source: String,
+    /// The FUSE `user_id=` super option: who made the mount.
+    pub user_id: Option<u32>,
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, …).
+fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Parses mountinfo text.
+pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut v = Vec::new();
+    for line in text.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let Some(mp) = left.split(' ').nth(4) else {
+            continue;
+        };
+        let mut r = right.split(' ');
+        let fstype = r.next().unwrap_or("").to_string();
+        let source = String::from_utf8_lossy(&unescape(r.next().unwrap_or(""))).into_owned();
+        let user_id = r.next().and_then(|opts| {
+            opts.split(',')
+                .find_map(|o| o.strip_prefix("user_id="))
+                .and_then(|u| u.parse().ok())
+        });
+        v.push(MountEntry {
+            mount_point: PathBuf::from(std::ffi::OsString::from_vec(unescape(mp))),
+            fstype,
+            source,
+            user_id,
+        });
+    }
+    v
+}
+
+/// The mounts of this process's namespace.
+pub fn mounts() -> Vec<MountEntry> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|t| parse_mountinfo(&t))
+        .unwrap_or_default()
+}
+
+/// The FUSE mount holding `path` (already canonical), if any: the longest
+/// mount point prefix; a later entry for the same point wins (it is on top).
+pub fn fuse_mount_of(path: &Path, all: &[MountEntry]) -> Option<MountEntry> {
+    let mut best: Option<&MountEntry> = None;
+    for m in all {
+        if path.starts_with(&m.mount_point)
+            && best
+                .is_none_or(|b| m.mount_point.as_os_str().len() >= b.mount_point.as_os_str().len())
+        {
+            best = Some(m);
+        }
+    }
+    best.filter(|m| m.fstype.starts_with("fuse")).cloned()
+}
+
+/// The directory of the sockets of mounts made by `uid`.
+pub fn socket_dir(uid: u32) -> PathBuf {
+    if uid == 0 {
+        PathBuf::from("/run/hammerfs")
+    } else {
+        PathBuf::from(format!("/tmp/hammerfs-{uid}"))
+    }
+}
+
+fn fnv1a(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| {
+        (h ^ c as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The socket of the mount at `mount_point` (canonical) made by `uid`.
+pub fn socket_path(mount_point: &Path, uid: u32) -> PathBuf {
+    let dir = socket_dir(uid);
+    let raw = mount_point.as_os_str().as_encoded_bytes();
+    let mut name = String::new();
+    for &c in raw {
+        if c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_') {
+            name.push(c as char);
+        } else {
+            name.push_str(&format!("%{c:02X}"));
+        }
+    }
+    // sun_path holds 108 bytes with the NUL.
+    if dir.as_os_str().len() + 1 + name.len() + 5 >= 108 {
+        name = format!("h{:016x}", fnv1a(raw));
+    }
+    dir.join(format!("{name}.sock"))
+}
+
+/// A mounted hammerfs reached from a path inside it.
+pub struct Target {
+    /// The path as given, opened (for syncfs).
+    pub file: std::fs::File,
+    pub mount: MountEntry,
+    pub socket: PathBuf,
+}
+
+/// An error carrying the errno DragonFly's message would end with.
+pub fn os_error(code: i32) -> std::io::Error {
+    std::io::Error::from_raw_os_error(code)
+}
+
+/// The `strerror` text of an io error, without Rust's " (os error N)".
+pub fn errtext(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// Opens `path` and finds its mount's daemon. `Err(io)` is what the ioctl
+/// would have failed with: the open's error, or ENOTTY off hammerfs.
+/// The first element of the error says whether the open itself failed.
+pub fn resolve(path: &str) -> Result<Target, (bool, std::io::Error)> {
+    let file = std::fs::File::open(path).map_err(|e| (true, e))?;
+    let canon = std::fs::canonicalize(path).map_err(|e| (true, e))?;
+    let all = mounts();
+    let mount = fuse_mount_of(&canon, &all).ok_or((false, os_error(libc::ENOTTY)))?;
+    let socket = socket_path(&mount.mount_point, mount.user_id.unwrap_or(0));
+    if !socket.exists() {
+        return Err((false, os_error(libc::ENOTTY)));
+    }
+    Ok(Target {
+        file,
+        mount,
+        socket,
+    })
+}
+
+/// Pushes the kernel's dirty pages of the filesystem holding `file` to the
+/// daemon (syncfs(2)), so a flush that follows includes them.
+pub fn syncfs(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor.
+    if unsafe { libc::syncfs(file.as_raw_fd()) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends one request to the daemon at `socket` and returns its reply; a
+/// `status` other than 0 becomes the matching OS error. A daemon that is
+/// gone (a stale socket) is ENOTTY like any non-HAMMER file.
+pub fn request(socket: &Path, line: &str) -> std::io::Result<Reply> {
+    let mut s = UnixStream::connect(socket).map_err(|e| match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => os_error(libc::ENOTTY),
+        _ => e,
+    })?;
+    // A flush of a big change may take a while; a hung daemon must not
+    // hang the tool forever.
+    s.set_read_timeout(Some(Duration::from_secs(600)))?;
+    s.write_all(line.as_bytes())?;
+    s.write_all(b"\n")?;
+    let r = read_reply(&mut s)?;
+    match r.get("status").map(str::parse::<i32>) {
+        Some(Ok(0)) => Ok(r),
+        Some(Ok(code)) => Err(os_error(code)),
+        _ => Err(os_error(libc::EPROTO)),
+    }
+}
+
+/// The hammerfs mounts of this namespace whose daemon has a socket, by
+/// mount point (for `hammer info` with no path and the statistics).
+pub fn hammer_mounts() -> BTreeMap<PathBuf, PathBuf> {
+    mounts()
+        .into_iter()
+        .filter(|m| m.fstype.starts_with("fuse"))
+        .filter_map(|m| {
+            let s = socket_path(&m.mount_point, m.user_id.unwrap_or(0));
+            s.exists().then_some((m.mount_point, s))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_and_paths() {
+        let t = "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n\
+                 40 22 0:50 / /mnt/a\\040b rw,nosuid - fuse.hammer /x/v.img rw,user_id=0,group_id=0\n\
+                 41 22 0:51 / /mnt rw - fuse /y rw,user_id=1000,group_id=1000\n";
+        let all = parse_mountinfo(t);
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[1].mount_point, PathBuf::from("/mnt/a b"));
+        assert_eq!(all[1].user_id, Some(0));
+        let m = fuse_mount_of(Path::new("/mnt/a b/c/d"), &all).unwrap();
+        assert_eq!(m.fstype, "fuse.hammer");
+        let m = fuse_mount_of(Path::new("/mnt/ab"), &all).unwrap();
+        assert_eq!(m.user_id, Some(1000));
+        assert!(fuse_mount_of(Path::new("/etc"), &all).is_none());
+        assert_eq!(
+            socket_path(Path::new("/mnt/a b"), 0),
+            PathBuf::from("/run/hammerfs/%2Fmnt%2Fa%20b.sock")
+        );
+        let long = "/x".repeat(80);
+        let p = socket_path(Path::new(&long), 1000);
+        assert!(p.as_os_str().len() < 108);
+        assert!(p.starts_with("/tmp/hammerfs-1000"));
+    }
+
+    #[test]
+    fn reply_frames() {
+        let r = Reply(vec![
+            ("status".into(), "0".into()),
+            ("tid".into(), "0x0000000100000002".into()),
+            ("pfs".into(), "0 MASTER 0".into()),
+        ]);
+        let mut buf = Vec::new();
+        write_reply(&mut buf, &r).unwrap();
+        let back = read_reply(&mut &buf[..]).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.num("tid").unwrap(), 0x100000002);
+        assert_eq!(back.all("pfs").count(), 1);
+    }
+}

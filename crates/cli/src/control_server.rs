@@ -1,0 +1,366 @@
+//! The daemon's end of the control channel (protocol and socket naming in
+//! [`crate::control`]): `mount_hammer` starts a listener thread once the
+//! mount is up and the process has daemonized, and removes the socket when
+//! the mount ends (a socket left by a killed daemon is replaced by the next
+//! mount of the same directory, and refused connections read as "not
+//! HAMMER" to the tool).
+//!
+//! Who may do what, checked with SO_PEERCRED: when the mount is not
+//! `allow_other`, only root and the mount's owner may talk to it at all
+//! (others cannot see into the mount either). DragonFly's kernel requires
+//! root (PRIV_HAMMER_IOCTL) only for the changing ioctls (prune, reblock,
+//! PFS and snapshot changes, version-upgrade, volume-add/del, …); SYNCTID,
+//! GET_VERSION and GET_INFO and the statistics sysctls are open to every
+//! user, so every directive served today is; [`needs_root`] is where the
+//! changing ones will say otherwise (root or the mount's owner, EPERM for
+//! anyone else).
+//!
+//! Replies (after `status=0`):
+//! * `synctid [quick]`: `tid=0x<16 hex>`, the TID of the flush. DragonFly
+//!   flushes twice for the default (SYNC2: the second flush makes the first
+//!   one's FIFO position final) and once for `quick` (SYNC1). Our
+//!   `Fs::sync` returns only once its flush is final (the header is written
+//!   again with the FIFO's first offset moved), so both forms make one
+//!   flush and return its TID; with nothing changed it returns the last
+//!   durable TID (`vol0_next_tid`) without writing.
+//! * `info`: `label`, `nvolumes`, `fsid`, `version`, `bigblocks`,
+//!   `freebigblocks`, `rsvbigblocks`, `inodes`, `mountpoint`, one `volume`
+//!   per volume (path as opened), and one `pfs=<id> <MASTER|SLAVE> <snaps>`
+//!   per PFS record found in the B-tree (snaps is the number of snapshot
+//!   records for the mounted PFS #0 and `-` for the others, which are not
+//!   mounted, as DragonFly shows them). `rsvbigblocks` follows the kernel's
+//!   `_hammer_checkspace(HAMMER_CHKSPC_WRITE)`: 20 big-blocks of slop plus
+//!   the dirty-buffer limit (`MAX_DIRTY_BYTES`, the counterpart of
+//!   `hammer_limit_dirtybufspace`) plus the dirty buffers held now, in
+//!   big-blocks rounded down.
+//! * `version`: `min`, `wip`, `max`, `current`, `description` (the kernel's
+//!   strings).
+//! * `stats`: `stats=<17 counters separated by spaces>` in the order of
+//!   `hammer_engine::stats::NAMES`.
+
+use crate::control::{socket_path, write_reply, Reply, MAX_REQUEST};
+use crate::{CliError, CliResult};
+use hammer_engine::btree::BTree;
+use hammer_engine::fs::{Fs, MAX_DIRTY_BYTES};
+use hammer_engine::store::ReadOnlyStore;
+use hammer_fuse::FsHandle;
+use hammer_ondisk::*;
+use std::io::Read;
+use std::ops::ControlFlow;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use zerocopy::FromBytes;
+
+pub const VERSION_MIN: u32 = 1;
+pub const VERSION_WIP: u32 = 8;
+pub const VERSION_MAX: u32 = 7;
+/// `_hammer_checkspace`'s slop for writes, in big-blocks.
+const CHKSPC_WRITE_SLOP: u64 = 20;
+
+/// The kernel's description of an on-disk version (`None`: unknown).
+pub fn version_description(v: u32) -> Option<&'static str> {
+    Some(match v {
+        1 => "First HAMMER release (DragonFly 2.0+)",
+        2 => "New directory entry layout (DragonFly 2.3+)",
+        3 => "New snapshot management (DragonFly 2.5+)",
+        4 => "New undo/flush, faster flush/sync (DragonFly 2.5+)",
+        5 => "Adjustments for dedup support (DragonFly 2.9+)",
+        6 => "Directory Hash ALG1 (tmp/rename resistance)",
+        7 => "Use ISCSI CRC (faster than original crc32)",
+        _ => return None,
+    })
+}
+
+/// Whether a directive changes the filesystem and so needs root or the
+/// mount's owner, as DragonFly's PRIV_HAMMER_IOCTL check does.
+pub fn needs_root(directive: &str) -> bool {
+    !matches!(directive, "synctid" | "info" | "version" | "stats")
+}
+
+/// The running listener; dropping it removes the socket.
+pub struct ControlServer {
+    path: PathBuf,
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl ControlServer {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Makes the socket directory (0755, ours, not a link).
+fn socket_dir_ready(dir: &Path, uid: u32) -> CliResult<()> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(CliError(format!("{}: {e}", dir.display()))),
+    }
+    let md = std::fs::symlink_metadata(dir)?;
+    if !md.is_dir() || md.uid() != uid || md.mode() & 0o022 != 0 {
+        return Err(CliError(format!(
+            "{}: not a directory of uid {uid} writable only by it",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Creates the socket of the mount at `mount_point` (canonical). Done
+/// before the mount appears and before the daemon forks, so the channel
+/// answers as soon as `mount_hammer` returns (connections wait in the
+/// backlog until [`serve`] runs).
+pub fn bind(mount_point: &Path) -> CliResult<(ControlServer, UnixListener)> {
+    // SAFETY: geteuid has no preconditions.
+    let owner = unsafe { libc::geteuid() };
+    let path = socket_path(mount_point, owner);
+    if let Some(dir) = path.parent() {
+        socket_dir_ready(dir, owner)?;
+    }
+    // A socket left by a killed daemon of this mount point.
+    let _ = std::fs::remove_file(&path);
+    let listener =
+        UnixListener::bind(&path).map_err(|e| CliError(format!("{}: {e}", path.display())))?;
+    let server = ControlServer { path };
+    std::fs::set_permissions(&server.path, std::fs::Permissions::from_mode(0o666))?;
+    Ok((server, listener))
+}
+
+/// Serves the channel in a thread (after the fork: threads do not survive
+/// it). `allow_other` is the mount's option.
+pub fn serve(
+    listener: UnixListener,
+    handle: FsHandle,
+    mount_point: &Path,
+    allow_other: bool,
+) -> CliResult<()> {
+    // SAFETY: geteuid has no preconditions.
+    let owner = unsafe { libc::geteuid() };
+    let mount_point = mount_point.to_path_buf();
+    std::thread::Builder::new()
+        .name("hammer-control".into())
+        .spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                if !handle.is_open() {
+                    break;
+                }
+                serve_one(conn, &handle, &mount_point, owner, allow_other);
+            }
+        })?;
+    Ok(())
+}
+
+/// The connected peer's uid.
+fn peer_uid(s: &UnixStream) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt into a correctly sized ucred.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut cred as *mut libc::ucred as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    (r == 0).then_some(cred.uid)
+}
+
+fn error_reply(code: i32, msg: &str) -> Reply {
+    let mut r = vec![("status".to_string(), code.to_string())];
+    if !msg.is_empty() {
+        r.push(("message".into(), msg.into()));
+    }
+    Reply(r)
+}
+
+/// Serves one connection: reads the request line, checks, answers.
+fn serve_one(mut s: UnixStream, h: &FsHandle, mount_point: &Path, owner: u32, allow_other: bool) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
+    let mut line = Vec::new();
+    let mut b = [0u8; 512];
+    while !line.contains(&b'\n') && line.len() <= MAX_REQUEST {
+        match s.read(&mut b) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => line.extend_from_slice(&b[..n]),
+        }
+    }
+    let reply = match line.iter().position(|&c| c == b'\n') {
+        None => error_reply(libc::EINVAL, "request too long or unterminated"),
+        Some(end) => {
+            let text = String::from_utf8_lossy(&line[..end]).into_owned();
+            let words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
+            let uid = peer_uid(&s);
+            let privileged = matches!(uid, Some(u) if u == 0 || u == owner);
+            match words.first() {
+                None => error_reply(libc::EINVAL, "empty request"),
+                Some(_) if !allow_other && !privileged => error_reply(libc::EACCES, ""),
+                Some(d) if needs_root(d) && !privileged => error_reply(libc::EPERM, ""),
+                Some(d) => handle(d, &words[1..], h, mount_point),
+            }
+        }
+    };
+    let _ = write_reply(&mut s, &reply);
+}
+
+fn ok(kv: Vec<(&str, String)>) -> Reply {
+    let mut r = vec![("status".to_string(), "0".to_string())];
+    r.extend(kv.into_iter().map(|(k, v)| (k.to_string(), v)));
+    Reply(r)
+}
+
+fn handle(directive: &str, args: &[&str], h: &FsHandle, mount_point: &Path) -> Reply {
+    let gone = || error_reply(libc::ENOTTY, "filesystem unmounted");
+    match (directive, args) {
+        ("synctid", []) | ("synctid", ["quick"]) => match h.sync() {
+            Ok(Some(tid)) => ok(vec![("tid", format!("0x{tid:016x}"))]),
+            Ok(None) => gone(),
+            Err(e) => error_reply(libc::EIO, &e.to_string()),
+        },
+        ("synctid", _) => error_reply(libc::EINVAL, "synctid takes only `quick`"),
+        ("version", []) => match h.with(|fs| fs.volumes().version()) {
+            Some(v) => ok(vec![
+                ("min", VERSION_MIN.to_string()),
+                ("wip", VERSION_WIP.to_string()),
+                ("max", VERSION_MAX.to_string()),
+                ("current", v.to_string()),
+                (
+                    "description",
+                    version_description(v).unwrap_or("Unknown").to_string(),
+                ),
+            ]),
+            None => gone(),
+        },
+        ("info", []) => match h.with(|fs| info(fs, mount_point)) {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => error_reply(libc::EIO, &e.to_string()),
+            None => gone(),
+        },
+        ("stats", []) => {
+            let v = hammer_engine::stats::snapshot();
+            let s: Vec<String> = v.iter().map(u64::to_string).collect();
+            ok(vec![("stats", s.join(" "))])
+        }
+        _ => error_reply(libc::ENOTTY, ""),
+    }
+}
+
+/// The PFS records (`lo=2 obj=1 rt=PFS`, key = PFS id << 16) visible now:
+/// (id, data).
+fn pfs_records(fs: &Fs) -> hammer_engine::Result<Vec<(u32, HammerPseudofsData)>> {
+    let set = fs.volumes();
+    let mut store = ReadOnlyStore(set);
+    let tree = BTree::new(&mut store, set.header().vol0_btree_root);
+    let from = HammerBaseElm {
+        localization: HAMMER_LOCALIZE_MISC,
+        obj_id: HAMMER_OBJID_ROOT,
+        rec_type: HAMMER_RECTYPE_PFS,
+        key: 0,
+        create_tid: 1,
+        ..Default::default()
+    };
+    let to = HammerBaseElm {
+        rec_type: HAMMER_RECTYPE_PFS + 1,
+        ..from
+    };
+    let mut elms = Vec::new();
+    tree.scan(&from, &to, &mut |e| {
+        if e.base.delete_tid == 0 {
+            elms.push(*e);
+        }
+        ControlFlow::Continue(())
+    })?;
+    let mut out = Vec::new();
+    for e in elms {
+        let bytes = set.read(e.data_offset, e.data_len.max(0) as usize)?;
+        let mut buf = [0u8; HAMMER_PFSD_SIZE];
+        let n = bytes.len().min(HAMMER_PFSD_SIZE);
+        buf[..n].copy_from_slice(&bytes[..n]);
+        let Ok(d) = HammerPseudofsData::read_from_bytes(&buf[..]) else {
+            continue;
+        };
+        if d.mirror_flags as u32 & 0x8000_0000 != 0 {
+            continue; // destroyed
+        }
+        out.push(((e.base.key as u64 >> 16) as u32, d));
+    }
+    Ok(out)
+}
+
+/// Snapshot records of PFS #0 (`lo=1 obj=1 rt=SNAPSHOT`, key = TID).
+fn snapshot_count(fs: &Fs) -> hammer_engine::Result<u64> {
+    let set = fs.volumes();
+    let mut store = ReadOnlyStore(set);
+    let tree = BTree::new(&mut store, set.header().vol0_btree_root);
+    let from = HammerBaseElm {
+        localization: HAMMER_LOCALIZE_INODE,
+        obj_id: HAMMER_OBJID_ROOT,
+        rec_type: HAMMER_RECTYPE_SNAPSHOT,
+        key: i64::MIN,
+        create_tid: 1,
+        ..Default::default()
+    };
+    let to = HammerBaseElm {
+        rec_type: HAMMER_RECTYPE_SNAPSHOT + 1,
+        ..from
+    };
+    let mut n = 0;
+    tree.scan(&from, &to, &mut |e| {
+        if e.base.delete_tid == 0 {
+            n += 1;
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(n)
+}
+
+fn info(fs: &Fs, mount_point: &Path) -> hammer_engine::Result<Reply> {
+    let set = fs.volumes();
+    let hd = set.header();
+    let rsv_bytes = CHKSPC_WRITE_SLOP * HAMMER_BIGBLOCK_SIZE
+        + MAX_DIRTY_BYTES
+        + set.dirty_buffers() as u64 * HAMMER_BUFSIZE;
+    let mut kv = vec![
+        ("label", hd.label()),
+        ("nvolumes", hd.vol_count.to_string()),
+        ("fsid", hd.vol_fsid.to_dfly_string()),
+        ("version", set.version().to_string()),
+        ("bigblocks", hd.vol0_stat_bigblocks.to_string()),
+        ("freebigblocks", hd.vol0_stat_freebigblocks.to_string()),
+        (
+            "rsvbigblocks",
+            (rsv_bytes / HAMMER_BIGBLOCK_SIZE).to_string(),
+        ),
+        ("inodes", hd.vol0_stat_inodes.to_string()),
+        ("mountpoint", mount_point.to_string_lossy().into_owned()),
+    ];
+    for v in set.iter() {
+        kv.push(("volume", v.name.clone()));
+    }
+    let snaps = snapshot_count(fs)?;
+    for (id, d) in pfs_records(fs)? {
+        let mode = if d.mirror_flags & 1 != 0 {
+            "SLAVE"
+        } else {
+            "MASTER"
+        };
+        let s = if id == 0 {
+            snaps.to_string()
+        } else {
+            "-".into()
+        };
+        kv.push(("pfs", format!("{id} {mode} {s}")));
+    }
+    Ok(ok(kv))
+}
