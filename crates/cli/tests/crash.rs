@@ -20,27 +20,6 @@ use support::*;
 type Key = (i64, i64);
 type Model = BTreeMap<Key, Vec<u8>>;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn scale() -> usize {
-    std::env::var("HAMMERFS_TEST_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
-        .max(1)
-}
-
 fn open(dev: Arc<dyn Device>, writable: bool) -> hammer_engine::Result<VolumeSet> {
     VolumeSet::open_devices(
         vec![("crash.img".into(), dev)],
@@ -85,7 +64,7 @@ fn transaction(
         if next.contains_key(&k) {
             continue;
         }
-        let len = 16 + rng.below(200) as usize;
+        let len = 16 + rng.below(200);
         let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         let off = set.alloc(HAMMER_ZONE_SMALL_DATA_INDEX, len as u64)?;
         set.write(off, &data)?;
@@ -101,7 +80,7 @@ fn transaction(
         if next.is_empty() {
             break;
         }
-        let i = rng.below(next.len() as u64) as usize;
+        let i = rng.below(next.len());
         let k = *next.keys().nth(i).unwrap();
         let t = next_tids[&k];
         let old = BTree::new(set, root)

@@ -86,26 +86,6 @@ impl Model {
     }
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<T: Clone>(&mut self, v: &[T]) -> Option<T> {
-        if v.is_empty() {
-            None
-        } else {
-            Some(v[self.below(v.len())].clone())
-        }
-    }
-}
-
 const NAMES: [&[u8]; 8] = [
     b"a",
     b"b",
@@ -369,14 +349,6 @@ fn step(fs: &mut Fs, m: &mut Model, rng: &mut Rng) {
             m.dir_mut(d).insert(name, src);
         }
     }
-}
-
-fn scale() -> usize {
-    std::env::var("HAMMERFS_TEST_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
-        .max(1)
 }
 
 fn run_model(seed: u64, nohistory: bool) {

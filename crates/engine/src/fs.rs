@@ -17,13 +17,13 @@
 use crate::btree::BTree;
 use crate::error::{Error, FsError, Result};
 use crate::flush::RedoRecord;
-use crate::fsread::{DirEntry, FsReader};
+use crate::fsread::{dirent_from, DirEntry, FsReader};
 use crate::store::ReadOnlyStore;
 use crate::volume::{OpenOptions, VolumeSet};
 use hammer_ondisk::*;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
-use zerocopy::{FromBytes, IntoBytes};
+use zerocopy::IntoBytes;
 
 /// Longest name a directory entry may carry.
 pub const NAME_MAX: usize = 255;
@@ -353,21 +353,7 @@ impl Fs {
         let mut out = Vec::new();
         for e in self.scan_visible(&from, &to, asof)? {
             let data = self.record_data(&e)?;
-            if data.len() < HAMMER_ENTRY_NAME_OFF {
-                return Err(Error::corrupt(
-                    "btree",
-                    "directory entry shorter than its head",
-                    e.data_offset,
-                ));
-            }
-            let head = HammerDirentryHead::read_from_bytes(&data[..HAMMER_ENTRY_NAME_OFF])
-                .expect("16 bytes");
-            out.push(DirEntry {
-                name: data[HAMMER_ENTRY_NAME_OFF..].to_vec(),
-                obj_id: head.obj_id,
-                obj_type: e.base.obj_type,
-                key: e.base.key,
-            });
+            out.push(dirent_from(&e, &data)?);
         }
         Ok(out)
     }
@@ -495,25 +481,7 @@ impl Fs {
     }
 
     fn record_data(&self, e: &HammerBtreeLeafElm) -> Result<Vec<u8>> {
-        if e.data_len <= 0 {
-            return Ok(Vec::new());
-        }
-        if e.data_len as u64 > HAMMER_XBUFSIZE {
-            return Err(Error::corrupt(
-                "btree",
-                format!("record data length {}", e.data_len),
-                e.data_offset,
-            ));
-        }
-        let d = self.set.read(e.data_offset, e.data_len as usize)?;
-        if leaf_data_crc_ok(self.set.version(), e.base.rec_type, &d, e.data_crc).is_none() {
-            return Err(Error::corrupt(
-                "btree",
-                "record data CRC mismatch",
-                e.data_offset,
-            ));
-        }
-        Ok(d)
+        self.set.record_data(e)
     }
 
     fn dirent_lo(&self, dir: &HammerInodeData) -> u32 {
@@ -553,17 +521,7 @@ impl Fs {
             }
             let data = self.record_data(&e)?;
             if &data[HAMMER_ENTRY_NAME_OFF..] == name {
-                let head = HammerDirentryHead::read_from_bytes(&data[..HAMMER_ENTRY_NAME_OFF])
-                    .expect("16 bytes");
-                return Ok(Some((
-                    DirEntry {
-                        name: name.to_vec(),
-                        obj_id: head.obj_id,
-                        obj_type: e.base.obj_type,
-                        key: e.base.key,
-                    },
-                    e,
-                )));
+                return Ok(Some((dirent_from(&e, &data)?, e)));
             }
         }
         Ok(None)

@@ -11,6 +11,25 @@ use hammer_ondisk::*;
 use std::ops::ControlFlow;
 use zerocopy::FromBytes;
 
+/// Decodes a directory entry record (`e` its leaf, `data` its data).
+pub fn dirent_from(e: &HammerBtreeLeafElm, data: &[u8]) -> Result<DirEntry> {
+    if data.len() < HAMMER_ENTRY_NAME_OFF {
+        return Err(Error::corrupt(
+            "btree",
+            "directory entry shorter than its head",
+            e.data_offset,
+        ));
+    }
+    let head =
+        HammerDirentryHead::read_from_bytes(&data[..HAMMER_ENTRY_NAME_OFF]).expect("16 bytes");
+    Ok(DirEntry {
+        name: data[HAMMER_ENTRY_NAME_OFF..].to_vec(),
+        obj_id: head.obj_id,
+        obj_type: e.base.obj_type,
+        key: e.base.key,
+    })
+}
+
 /// A directory entry as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntry {
@@ -43,25 +62,7 @@ impl<'a> FsReader<'a> {
     }
 
     fn data(&self, e: &HammerBtreeLeafElm) -> Result<Vec<u8>> {
-        if e.data_len < 0 || e.data_len as u64 > HAMMER_XBUFSIZE {
-            return Err(Error::corrupt(
-                "btree",
-                format!("record data length {}", e.data_len),
-                e.data_offset,
-            ));
-        }
-        if e.data_len == 0 {
-            return Ok(Vec::new());
-        }
-        let d = self.set.read(e.data_offset, e.data_len as usize)?;
-        if leaf_data_crc_ok(self.set.version(), e.base.rec_type, &d, e.data_crc).is_none() {
-            return Err(Error::corrupt(
-                "btree",
-                "record data CRC mismatch",
-                e.data_offset,
-            ));
-        }
-        Ok(d)
+        self.set.record_data(e)
     }
 
     /// The inode of `obj_id` as of `asof`.
@@ -112,21 +113,7 @@ impl<'a> FsReader<'a> {
         let mut out = Vec::with_capacity(elms.len());
         for e in elms {
             let d = self.data(&e)?;
-            if d.len() < HAMMER_ENTRY_NAME_OFF {
-                return Err(Error::corrupt(
-                    "btree",
-                    "directory entry shorter than its head",
-                    e.data_offset,
-                ));
-            }
-            let head =
-                HammerDirentryHead::read_from_bytes(&d[..HAMMER_ENTRY_NAME_OFF]).expect("16 bytes");
-            out.push(DirEntry {
-                name: d[HAMMER_ENTRY_NAME_OFF..].to_vec(),
-                obj_id: head.obj_id,
-                obj_type: e.base.obj_type,
-                key: e.base.key,
-            });
+            out.push(dirent_from(&e, &d)?);
         }
         Ok(out)
     }

@@ -11,6 +11,29 @@ use std::sync::Arc;
 use zerocopy::{FromBytes, IntoBytes};
 
 impl VolumeSet {
+    /// A leaf's record data, bounds- and CRC-checked.
+    pub fn record_data(&self, e: &HammerBtreeLeafElm) -> Result<Vec<u8>> {
+        if e.data_len < 0 || e.data_len as u64 > HAMMER_XBUFSIZE {
+            return Err(Error::corrupt(
+                "btree",
+                format!("record data length {}", e.data_len),
+                e.data_offset,
+            ));
+        }
+        if e.data_len == 0 {
+            return Ok(Vec::new());
+        }
+        let d = self.read(e.data_offset, e.data_len as usize)?;
+        if leaf_data_crc_ok(self.version(), e.base.rec_type, &d, e.data_crc).is_none() {
+            return Err(Error::corrupt(
+                "btree",
+                "record data CRC mismatch",
+                e.data_offset,
+            ));
+        }
+        Ok(d)
+    }
+
     /// Runs `f` on the node at `off`, borrowed from its cached buffer.
     pub fn with_node<R>(&self, off: u64, f: impl FnOnce(&HammerNodeOndisk) -> R) -> Result<R> {
         if off & (HAMMER_NODE_SIZE as u64 - 1) != 0 {

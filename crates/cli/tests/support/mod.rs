@@ -4,6 +4,8 @@
 //! and extended to full size (sparse).
 #![allow(dead_code)]
 
+pub mod mount;
+
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -133,4 +135,37 @@ impl Materialized {
             .collect::<Vec<_>>()
             .join(":")
     }
+}
+
+/// A small deterministic generator (xorshift64) for seeded test workloads.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    pub fn pick<T: Clone>(&mut self, v: &[T]) -> Option<T> {
+        if v.is_empty() {
+            None
+        } else {
+            Some(v[self.below(v.len())].clone())
+        }
+    }
+}
+
+/// `HAMMERFS_TEST_SCALE` (at least 1): multiplies workload sizes for
+/// longer local runs.
+pub fn scale() -> usize {
+    std::env::var("HAMMERFS_TEST_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1)
 }
