@@ -846,6 +846,25 @@ fn mount_helper_name() {
     assert!(!is_mounted(&v.mnt));
 }
 
+/// The newest TID of a mounted volume, through `hammer synctid`.
+fn last_tid_of_mount(v: &Volume) -> u64 {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = hammer_cli::hammer::main(
+        "hammer",
+        &["synctid".into(), v.mnt.to_string_lossy().into_owned()],
+        &mut out,
+        &mut err,
+    );
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    u64::from_str_radix(
+        String::from_utf8_lossy(&out)
+            .trim()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap()
+}
+
 /// `name@@YYYY-MM-DDTHH:MM:SS` (local time) reads the name as of the newest
 /// transaction committed by then.
 #[test]
@@ -889,6 +908,20 @@ fn date_history_paths() {
     assert_eq!(
         errno_of(fs::write(v.mnt.join(format!("f@@{between}")), b"x")),
         libc::EROFS
+    );
+    // PFS-root names, as PFS softlinks point at them (PFS #0 only, for now).
+    assert_eq!(
+        fs::read(v.mnt.join("@@-1:00000/f")).unwrap(),
+        b"version two"
+    );
+    let tid = last_tid_of_mount(&v);
+    assert_eq!(
+        fs::read(v.mnt.join(format!("@@0x{tid:016x}:00000/f"))).unwrap(),
+        b"version two"
+    );
+    assert_eq!(
+        errno_of(fs::read_dir(v.mnt.join("@@-1:00001"))),
+        libc::ENOENT
     );
     m.unmount();
 }

@@ -40,11 +40,17 @@ pub enum AsOf {
     /// `@@YYYY-MM-DDTHH:MM:SS`, local time, as Unix seconds: the state at
     /// the newest transaction committed by then.
     Time(u64),
+    /// `@@-1:NNNNN` or `@@0x<tid>:NNNNN` (what PFS softlinks point at): the
+    /// root of PFS `NNNNN`, now (`HAMMER_MAX_TID`) or as of the TID.
+    PfsRoot { tid: u64, pfs: u32 },
 }
 
 /// Splits `name@@0x<tid>` or `name@@YYYY-MM-DDTHH:MM:SS` (local time) into
 /// the name and what it asks for; `None` for any other name.
 pub fn split_asof_name(name: &[u8]) -> Option<(&[u8], AsOf)> {
+    if let Some(pfs_root) = split_pfs_name(name) {
+        return Some((&name[..0], pfs_root));
+    }
     if let Some((base, tid)) = split_history_name(name) {
         return Some((base, AsOf::Tid(tid)));
     }
@@ -97,6 +103,27 @@ pub fn split_asof_name(name: &[u8]) -> Option<(&[u8], AsOf)> {
         return None;
     }
     Some((base, AsOf::Time(t as u64)))
+}
+
+/// `@@-1:NNNNN` / `@@0x<16 hex>:NNNNN` as a whole name (five decimal digits).
+fn split_pfs_name(name: &[u8]) -> Option<AsOf> {
+    let rest = name.strip_prefix(b"@@")?;
+    let (tid_part, pfs_part) = rest.split_at(rest.len().checked_sub(6)?);
+    let digits = pfs_part.strip_prefix(b":")?;
+    if digits.len() != 5 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let pfs: u32 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let tid = if tid_part == b"-1" {
+        u64::MAX
+    } else {
+        let hex = tid_part.strip_prefix(b"0x")?;
+        if hex.len() != 16 || !hex.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        u64::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?
+    };
+    Some(AsOf::PfsRoot { tid, pfs })
 }
 
 /// What an inode number stands for: an object as of a TID.
@@ -221,6 +248,27 @@ mod tests {
         assert_eq!(split_asof_name(b"f@@2026-13-25T10:15:00"), None);
         assert_eq!(split_asof_name(b"f@@2026-11-25 10:15:00"), None);
         assert_eq!(split_asof_name(b"plain"), None);
+        assert_eq!(
+            split_asof_name(b"@@-1:00000"),
+            Some((
+                &b""[..],
+                AsOf::PfsRoot {
+                    tid: u64::MAX,
+                    pfs: 0
+                }
+            ))
+        );
+        assert_eq!(
+            split_asof_name(b"@@0x0000000100000002:00003"),
+            Some((
+                &b""[..],
+                AsOf::PfsRoot {
+                    tid: 0x1_0000_0002,
+                    pfs: 3
+                }
+            ))
+        );
+        assert_eq!(split_asof_name(b"@@-1:0000"), None);
     }
 
     #[test]

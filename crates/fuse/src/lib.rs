@@ -262,6 +262,26 @@ impl HammerFuse {
                         AsOf::Time(secs) => fs
                             .tid_at(secs)?
                             .ok_or(hammer_engine::error::FsError::NotFound)?,
+                        // A PFS root: only the mounted PFS (#0) is served
+                        // until PFS support arrives. `@@-1` (now) shows the
+                        // PFS as of its newest flush, read-only: the live
+                        // root is already this mount's root, and the kernel
+                        // refuses a second name for one directory inode.
+                        AsOf::PfsRoot { tid, pfs } => {
+                            if pfs != 0 {
+                                return Err(hammer_engine::error::FsError::NotFound.into());
+                            }
+                            let tid = if tid == HAMMER_MAX_TID {
+                                fs.last_tid()
+                            } else {
+                                tid
+                            };
+                            fs.getattr(HAMMER_OBJID_ROOT, tid)?;
+                            return Ok(Node {
+                                obj_id: HAMMER_OBJID_ROOT,
+                                asof: tid,
+                            });
+                        }
                     };
                     if base.is_empty() {
                         fs.getattr(dir.obj_id, tid)?;
