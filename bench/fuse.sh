@@ -17,7 +17,7 @@
 # 100,000 files against "cache size + 64 MiB". Numbers only: nothing fails
 # on time. Must run as root (loop devices, mounts, drop_caches).
 #
-#   bench/fuse.sh                              # full size (about 20 minutes)
+#   bench/fuse.sh                              # full size (about 17 minutes on the dev VM)
 #   HAMMERFS_BENCH_SCALE=0.05 bench/fuse.sh    # quick run
 #
 # Knobs (see bench/README.md, "Mount benchmarks"):
