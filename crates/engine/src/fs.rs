@@ -106,6 +106,12 @@ pub struct Fs {
     /// TID → the earliest time (seconds) a record carries for it; built on
     /// the first date lookup, kept current by sync.
     time_index: Option<BTreeMap<u64, u32>>,
+    /// File blocks written in this transaction, whole (16 or 64 KiB), by
+    /// (object, block offset): they become records once, at the flush, so
+    /// rewriting a block many times between flushes costs one record — as
+    /// the kernel's buffer cache does — instead of leaving freed fragments.
+    dirty_blocks: BTreeMap<(i64, u64), Vec<u8>>,
+    dirty_block_bytes: u64,
     /// Clock override for tests (microseconds).
     pub clock: Option<u64>,
 }
@@ -157,6 +163,8 @@ impl Fs {
             redo_ops: BTreeMap::new(),
             open_refs: BTreeMap::new(),
             time_index: None,
+            dirty_blocks: BTreeMap::new(),
+            dirty_block_bytes: 0,
             clock: None,
         };
         let redo = fs.set.take_pending_redo();
@@ -405,6 +413,18 @@ impl Fs {
             let b = (start + len).min(end);
             out[(a - off) as usize..(b - off) as usize]
                 .copy_from_slice(&data[(a - start) as usize..(b - start) as usize]);
+        }
+        if asof == HAMMER_MAX_TID {
+            // Blocks written since the last flush hold the current bytes.
+            let first = block_of(off).0;
+            for (&(_, bstart), block) in self.dirty_blocks.range((ino, first)..(ino, end)) {
+                let a = bstart.max(off);
+                let b = (bstart + block.len() as u64).min(end);
+                if a < b {
+                    out[(a - off) as usize..(b - off) as usize]
+                        .copy_from_slice(&block[(a - bstart) as usize..(b - bstart) as usize]);
+                }
+            }
         }
         Ok(out)
     }
@@ -1040,27 +1060,44 @@ impl Fs {
         let mut pos = off;
         while pos < end {
             let (bstart, bsize) = block_of(pos);
-            let whole = pos == bstart && end >= bstart + bsize;
             let n = (bstart + bsize).min(end) - pos;
             let src = &data[(pos - off) as usize..(pos - off + n) as usize];
-            if whole {
-                // A block written whole needs nothing of its old contents.
-                self.put_block(ino, bstart, bsize, src, new_size)?;
-            } else {
-                let mut block = self.read(ino, bstart, bsize as usize, HAMMER_MAX_TID)?;
+            let key = (ino, bstart);
+            if !self.dirty_blocks.contains_key(&key) {
+                // The block becomes a new record at the flush: make sure the
+                // space will be there, so the flush cannot run out of it.
+                if self.dirty_block_bytes + bsize > self.data_space() {
+                    if pos == off {
+                        return Err(FsError::NoSpace.into());
+                    }
+                    // Keep what fit; report the short write.
+                    let written = pos - off;
+                    let di = self.dirty(ino)?;
+                    di.size = di.size.max(pos);
+                    return Ok(written as usize);
+                }
+                let whole = pos == bstart && end >= bstart + bsize;
+                // A block written whole needs nothing of its old contents;
+                // otherwise start from what it holds now (zeros past EOF).
+                let mut block = if whole {
+                    Vec::new()
+                } else {
+                    self.read(ino, bstart, bsize as usize, HAMMER_MAX_TID)?
+                };
                 block.resize(bsize as usize, 0);
-                let at = (pos - bstart) as usize;
-                block[at..at + n as usize].copy_from_slice(src);
-                // Bytes past the new end of file stay zero.
-                let valid = (new_size - bstart).min(bsize) as usize;
-                block[valid..].fill(0);
-                self.put_block(ino, bstart, bsize, &block, new_size)?;
+                self.dirty_blocks.insert(key, block);
+                self.dirty_block_bytes += bsize;
             }
+            let block = self.dirty_blocks.get_mut(&key).expect("inserted");
+            let at = (pos - bstart) as usize;
+            block[at..at + n as usize].copy_from_slice(src);
             pos += n;
-            if pos < end {
-                // Records past the inode's size are ignored by readers, so
-                // an early flush here leaves a consistent file.
-                self.maybe_sync()?;
+            if pos < end && self.dirty_block_bytes > MAX_DIRTY_BYTES {
+                // A long write becomes several flushes, each with the size
+                // written so far.
+                let di = self.dirty(ino)?;
+                di.size = di.size.max(pos);
+                self.sync()?;
             }
         }
         self.redo_ops
@@ -1096,15 +1133,33 @@ impl Fs {
                     self.retire(&e, keep)?;
                 }
             }
+            // Dirty blocks wholly past the new end go; the one straddling it
+            // keeps only what lies below.
+            let gone: Vec<(i64, u64)> = self
+                .dirty_blocks
+                .range((ino, size)..(ino + 1, 0))
+                .map(|(k, _)| *k)
+                .filter(|k| k.1 >= size)
+                .collect();
+            for k in gone {
+                if let Some(b) = self.dirty_blocks.remove(&k) {
+                    self.dirty_block_bytes -= b.len() as u64;
+                }
+            }
             if size > 0 {
                 let (bstart, bsize) = block_of(size - 1);
-                if !self.data_records(ino, bstart, bstart + bsize)?.is_empty() {
+                let key = (ino, bstart);
+                if !self.dirty_blocks.contains_key(&key)
+                    && !self.data_records(ino, bstart, bstart + bsize)?.is_empty()
+                {
+                    // `read` clips at the old size, so the tail is zero.
                     let mut block = self.read(ino, bstart, bsize as usize, HAMMER_MAX_TID)?;
                     block.resize(bsize as usize, 0);
+                    self.dirty_blocks.insert(key, block);
+                    self.dirty_block_bytes += bsize;
+                }
+                if let Some(block) = self.dirty_blocks.get_mut(&key) {
                     block[(size - bstart) as usize..].fill(0);
-                    // `read` already clipped at the old size; the rewrite
-                    // keeps only what lies below the new one.
-                    self.put_block(ino, bstart, bsize, &block, size)?;
                 }
             }
         }
@@ -1118,6 +1173,37 @@ impl Fs {
         di.mtime = now;
         di.ctime = now;
         Ok(())
+    }
+
+    /// Turns the blocks written in this transaction into records, one per
+    /// block (objects destroyed meanwhile, and blocks past a file's end,
+    /// are dropped).
+    fn write_dirty_blocks(&mut self) -> Result<()> {
+        while let Some((&(ino, bstart), _)) = self.dirty_blocks.first_key_value() {
+            let size = match self.inode(ino, HAMMER_MAX_TID) {
+                Ok(d) => d.size,
+                Err(_) => 0,
+            };
+            let block = self.dirty_blocks.remove(&(ino, bstart)).expect("first key");
+            self.dirty_block_bytes -= block.len() as u64;
+            if bstart < size {
+                if let Err(e) = self.put_block(ino, bstart, block.len() as u64, &block, size) {
+                    // The block stays queued: nothing is lost.
+                    self.dirty_block_bytes += block.len() as u64;
+                    self.dirty_blocks.insert((ino, bstart), block);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes file data may still take: free big-blocks beyond the metadata
+    /// reserve (space left in the data zones' current big-blocks is not
+    /// counted, so this errs on the safe side).
+    fn data_space(&self) -> u64 {
+        let free = self.set.header().vol0_stat_freebigblocks - crate::alloc::DATA_RESERVE_BIGBLOCKS;
+        free.max(0) as u64 * HAMMER_BIGBLOCK_SIZE
     }
 
     /// Writes the dirty inodes of this transaction into the B-tree: a new
@@ -1168,10 +1254,11 @@ impl Fs {
     /// Makes everything changed so far durable and final; returns the TID
     /// of the flush (reads as of it see exactly this state).
     pub fn sync(&mut self) -> Result<u64> {
-        if self.tid.is_none() && self.inodes.is_empty() {
+        if self.tid.is_none() && self.inodes.is_empty() && self.dirty_blocks.is_empty() {
             return Ok(self.last_tid());
         }
         let tid = self.tid();
+        self.write_dirty_blocks()?;
         self.write_inodes()?;
         let top = tid.max((self.next_objid - 1) as u64);
         self.set.header_mut().vol0_next_tid = top;
@@ -1193,7 +1280,7 @@ impl Fs {
             & HAMMER_OFF_LONG_MASK;
         // Worst case per metadata buffer: all of it logged, plus record heads.
         let undo_worst = self.set.dirty_meta_buffers() as u64 * (HAMMER_BUFSIZE + 2048);
-        let memory = self.set.dirty_buffers() as u64 * HAMMER_BUFSIZE;
+        let memory = self.set.dirty_buffers() as u64 * HAMMER_BUFSIZE + self.dirty_block_bytes;
         if undo_worst * 2 > fifo || memory > MAX_DIRTY_BYTES {
             self.sync()?;
         }
