@@ -333,19 +333,7 @@ impl VolumeSet {
         if self.dirty.is_empty() && !header_changed {
             return Ok(0);
         }
-        let seq = match self.fl.next_seq {
-            Some(s) => s,
-            None => self.fifo_state()?.next_seq,
-        };
-        let undo_bm = self.header().vol0_blockmap[HAMMER_ZONE_UNDO_INDEX as usize];
-        let mut fw = FifoWriter {
-            pos: undo_bm.next_offset,
-            start: undo_bm.first_offset,
-            limit: undo_bm.alloc_offset,
-            seq,
-            bufs: BTreeMap::new(),
-            kind: self.crc_kind(),
-        };
+        let mut fw = self.fifo_writer()?;
 
         // UNDO for the header's logged fields.
         let (old_h, new_h) = (
@@ -430,6 +418,24 @@ impl VolumeSet {
         Ok(undo_bytes)
     }
 
+    /// A writer appending to the FIFO at its current end, continuing the
+    /// sequence numbers.
+    fn fifo_writer(&self) -> Result<FifoWriter> {
+        let seq = match self.fl.next_seq {
+            Some(s) => s,
+            None => self.fifo_state()?.next_seq,
+        };
+        let undo_bm = self.header().vol0_blockmap[HAMMER_ZONE_UNDO_INDEX as usize];
+        Ok(FifoWriter {
+            pos: undo_bm.next_offset,
+            start: undo_bm.first_offset,
+            limit: undo_bm.alloc_offset,
+            seq,
+            bufs: BTreeMap::new(),
+            kind: self.crc_kind(),
+        })
+    }
+
     /// Fast fsync: logs REDO records (and a SYNC record pointing at the
     /// first REDO since the last flush) into the FIFO and extends the
     /// durable header over them, without writing any metadata. A crash
@@ -438,19 +444,8 @@ impl VolumeSet {
         if !self.writable {
             return Err(Error::Invalid("volume set is open read-only".into()));
         }
-        let seq = match self.fl.next_seq {
-            Some(s) => s,
-            None => self.fifo_state()?.next_seq,
-        };
         let undo_bm = self.header().vol0_blockmap[HAMMER_ZONE_UNDO_INDEX as usize];
-        let mut fw = FifoWriter {
-            pos: undo_bm.next_offset,
-            start: undo_bm.first_offset,
-            limit: undo_bm.alloc_offset,
-            seq,
-            bufs: BTreeMap::new(),
-            kind: self.crc_kind(),
-        };
+        let mut fw = self.fifo_writer()?;
         let start = *self.fl.redo_start.get_or_insert(undo_bm.next_offset);
         for r in records {
             fw.redo(self, r)?;
