@@ -94,6 +94,30 @@ pub fn separator(k1: &HammerBaseElm, k2: &HammerBaseElm) -> HammerBaseElm {
     s
 }
 
+/// The keys of object `obj_id`'s records of type `rec_type` at `lo`, from
+/// key `key_from` on: the `[from, to)` range a scan takes.
+pub fn record_range(
+    lo: u32,
+    obj_id: i64,
+    rec_type: u16,
+    key_from: i64,
+) -> (HammerBaseElm, HammerBaseElm) {
+    let from = HammerBaseElm {
+        localization: lo,
+        obj_id,
+        rec_type,
+        key: key_from,
+        create_tid: 1,
+        ..Default::default()
+    };
+    let to = HammerBaseElm {
+        rec_type: rec_type + 1,
+        key: HAMMER_MIN_KEY,
+        ..from
+    };
+    (from, to)
+}
+
 /// Index of the child of internal node `n` that covers `k` (clamped to the
 /// first/last child for keys outside the node's bounds).
 fn child_index(n: &HammerNodeOndisk, k: &HammerBaseElm) -> usize {
@@ -235,6 +259,23 @@ impl<'s, S: NodeStore> BTree<'s, S> {
             }
             Ok(ControlFlow::Continue(()))
         })?
+    }
+
+    /// The leaf elements in `[from, to)` visible as of `asof`, in key order.
+    pub fn visible(
+        &self,
+        from: &HammerBaseElm,
+        to: &HammerBaseElm,
+        asof: u64,
+    ) -> Result<Vec<HammerBtreeLeafElm>> {
+        let mut v = Vec::new();
+        self.scan(from, to, &mut |e| {
+            if visible_at(e.base.create_tid, e.base.delete_tid, asof) {
+                v.push(*e);
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok(v)
     }
 
     /// Every version of (lo, obj_id, rec_type, key), oldest first.

@@ -14,7 +14,7 @@
 //! With `nohistory` (volume-wide or per-inode flag) old versions are removed
 //! instead of kept.
 
-use crate::btree::BTree;
+use crate::btree::{record_range, BTree};
 use crate::error::{Error, FsError, Result};
 use crate::flush::RedoRecord;
 use crate::fsread::{dirent_from, DirEntry, FsReader};
@@ -345,19 +345,12 @@ impl Fs {
     }
 
     fn scan_dir(&self, dir: i64, d: &HammerInodeData, asof: u64) -> Result<Vec<DirEntry>> {
-        let lo = self.dirent_lo(d);
-        let from = HammerBaseElm {
-            localization: lo,
-            obj_id: dir,
-            rec_type: HAMMER_RECTYPE_DIRENTRY,
-            key: HAMMER_MIN_KEY,
-            create_tid: 1,
-            ..Default::default()
-        };
-        let to = HammerBaseElm {
-            rec_type: HAMMER_RECTYPE_DIRENTRY + 1,
-            ..from
-        };
+        let (from, to) = record_range(
+            self.dirent_lo(d),
+            dir,
+            HAMMER_RECTYPE_DIRENTRY,
+            HAMMER_MIN_KEY,
+        );
         let mut out = Vec::new();
         for e in self.scan_visible(&from, &to, asof)? {
             let data = self.record_data(&e)?;
@@ -473,16 +466,7 @@ impl Fs {
         to: &HammerBaseElm,
         asof: u64,
     ) -> Result<Vec<HammerBtreeLeafElm>> {
-        let mut v = Vec::new();
-        self.ro_tree(|t| {
-            t.scan(from, to, &mut |e| {
-                if visible_at(e.base.create_tid, e.base.delete_tid, asof) {
-                    v.push(*e);
-                }
-                ControlFlow::Continue(())
-            })
-        })?;
-        Ok(v)
+        self.ro_tree(|t| t.visible(from, to, asof))
     }
 
     fn versions(&self, lo: u32, obj: i64, rt: u16, key: i64) -> Result<Vec<HammerBtreeLeafElm>> {

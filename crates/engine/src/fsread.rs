@@ -3,12 +3,11 @@
 //! the library API the mount and the CLI will share; `asof` is
 //! `HAMMER_MAX_TID` for the current state.
 
-use crate::btree::BTree;
+use crate::btree::{record_range, BTree};
 use crate::error::{Error, Result};
 use crate::store::ReadOnlyStore;
 use crate::volume::VolumeSet;
 use hammer_ondisk::*;
-use std::ops::ControlFlow;
 use zerocopy::FromBytes;
 
 /// Decodes a directory entry record (`e` its leaf, `data` its data).
@@ -89,27 +88,8 @@ impl<'a> FsReader<'a> {
             } else {
                 HAMMER_LOCALIZE_MISC
             };
-        let from = HammerBaseElm {
-            localization: lo,
-            obj_id: dir,
-            rec_type: HAMMER_RECTYPE_DIRENTRY,
-            key: HAMMER_MIN_KEY,
-            create_tid: 1,
-            ..Default::default()
-        };
-        let to = HammerBaseElm {
-            rec_type: HAMMER_RECTYPE_DIRENTRY + 1,
-            ..from
-        };
-        let mut elms = Vec::new();
-        self.with_tree(|t| {
-            t.scan(&from, &to, &mut |e| {
-                if visible_at(e.base.create_tid, e.base.delete_tid, asof) {
-                    elms.push(*e);
-                }
-                ControlFlow::Continue(())
-            })
-        })?;
+        let (from, to) = record_range(lo, dir, HAMMER_RECTYPE_DIRENTRY, HAMMER_MIN_KEY);
+        let elms = self.with_tree(|t| t.visible(&from, &to, asof))?;
         let mut out = Vec::with_capacity(elms.len());
         for e in elms {
             let d = self.data(&e)?;
@@ -135,27 +115,8 @@ impl<'a> FsReader<'a> {
             .map_err(|_| Error::Invalid("file too large to read into memory".into()))?;
         let mut out = vec![0u8; size];
         let lo = self.pfs_lo | HAMMER_LOCALIZE_MISC;
-        let from = HammerBaseElm {
-            localization: lo,
-            obj_id,
-            rec_type: HAMMER_RECTYPE_DATA,
-            key: HAMMER_MIN_KEY,
-            create_tid: 1,
-            ..Default::default()
-        };
-        let to = HammerBaseElm {
-            rec_type: HAMMER_RECTYPE_DATA + 1,
-            ..from
-        };
-        let mut elms = Vec::new();
-        self.with_tree(|t| {
-            t.scan(&from, &to, &mut |e| {
-                if visible_at(e.base.create_tid, e.base.delete_tid, asof) {
-                    elms.push(*e);
-                }
-                ControlFlow::Continue(())
-            })
-        })?;
+        let (from, to) = record_range(lo, obj_id, HAMMER_RECTYPE_DATA, HAMMER_MIN_KEY);
+        let elms = self.with_tree(|t| t.visible(&from, &to, asof))?;
         for e in elms {
             let d = self.data(&e)?;
             // The key is the end offset of the record.
