@@ -14,6 +14,11 @@
 //! With `nohistory` (volume-wide or per-inode flag) old versions are removed
 //! instead of kept.
 
+mod meta;
+mod prune;
+pub use prune::{judge, PruneElm, PruneStats, Verdict};
+pub use meta::{Snapshot, CONFIG_TEXT_MAX, SNAPSHOT_LABEL_MAX};
+
 use crate::btree::{record_range, BTree};
 use crate::error::{Error, FsError, Result};
 use crate::flush::RedoRecord;

@@ -1,0 +1,216 @@
+//! Prune as a property: random histories (files written, rewritten,
+//! truncated, renamed and removed, with a sync per round), a random set of
+//! kept points (snapshots) among the synced TIDs, then a prune built the
+//! way `hammer prune` builds it from snapshots. Afterwards every kept
+//! point's view of the tree and the current state must be unchanged
+//! (contents of every file), no deleted record may survive unless a kept
+//! point sees it (versions between kept points are gone), space must have
+//! come back, and the volume must pass checkmap and the B-tree checks.
+
+mod support;
+
+use hammer_engine::btree::BTree;
+use hammer_engine::fs::{Fs, NewObject, PruneElm};
+use hammer_engine::store::ReadOnlyStore;
+use hammer_engine::{OpenOptions, VolumeSet};
+use hammer_ondisk::*;
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use support::*;
+
+type Tree = BTreeMap<String, (u8, Vec<u8>)>;
+
+fn dump(fs: &Fs, asof: u64) -> Tree {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![(HAMMER_OBJID_ROOT, String::new())];
+    while let Some((dir, path)) = stack.pop() {
+        for e in fs.readdir(dir, asof).unwrap() {
+            let p = format!("{path}/{}", String::from_utf8_lossy(&e.name));
+            let a = fs.getattr(e.obj_id, asof).unwrap();
+            let body = match a.obj_type {
+                HAMMER_OBJTYPE_DIRECTORY => {
+                    stack.push((e.obj_id, p.clone()));
+                    Vec::new()
+                }
+                HAMMER_OBJTYPE_REGFILE => fs.read(e.obj_id, 0, a.size as usize, asof).unwrap(),
+                _ => Vec::new(),
+            };
+            out.insert(p, (a.obj_type, body));
+        }
+    }
+    out
+}
+
+fn new_volume(dir: &std::path::Path) -> Vec<String> {
+    let p = dir.join("prune.img");
+    std::fs::File::create(&p)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let path = p.to_string_lossy().into_owned();
+    let args: Vec<String> = ["-f", "-L", "PRUNE", &path]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(
+        hammer_cli::newfs::main("newfs_hammer", &args, &mut out, &mut err),
+        0,
+        "{}",
+        String::from_utf8_lossy(&err)
+    );
+    vec![path]
+}
+
+/// One round of random changes in two directories.
+fn churn(fs: &mut Fs, rng: &mut Rng, dirs: &[i64]) {
+    for _ in 0..12 {
+        let dir = dirs[rng.below(dirs.len())];
+        let name = format!("f{}", rng.below(10));
+        let existing = fs.lookup(dir, name.as_bytes(), HAMMER_MAX_TID).unwrap();
+        match (existing, rng.below(6)) {
+            (None, _) => {
+                let ino = fs
+                    .create(dir, name.as_bytes(), NewObject::File, 0o644, 0, 0)
+                    .unwrap()
+                    .ino;
+                let len = rng.below(200_000) + 1;
+                let fill = rng.next() as u8;
+                fs.write(ino, 0, &vec![fill; len]).unwrap();
+            }
+            (Some(_), 0) => fs.unlink(dir, name.as_bytes()).unwrap(),
+            (Some(e), 1) => {
+                let to = format!("f{}", rng.below(10));
+                let other = dirs[rng.below(dirs.len())];
+                if fs.lookup(other, to.as_bytes(), HAMMER_MAX_TID).unwrap().is_none() {
+                    fs.rename(dir, name.as_bytes(), other, to.as_bytes()).unwrap();
+                } else {
+                    fs.truncate(e.obj_id, rng.below(50_000) as u64).unwrap();
+                }
+            }
+            (Some(e), _) => {
+                let off = rng.below(150_000) as u64;
+                let len = rng.below(40_000) + 1;
+                fs.write(e.obj_id, off, &vec![rng.next() as u8; len]).unwrap();
+            }
+        }
+    }
+}
+
+/// Every leaf of the tree.
+fn leaves(set: &VolumeSet) -> Vec<HammerBtreeLeafElm> {
+    let mut store = ReadOnlyStore(set);
+    let t = BTree::new(&mut store, set.header().vol0_btree_root);
+    let lo = hammer_engine::btree::min_bound();
+    let hi = hammer_engine::btree::max_bound();
+    let mut v = Vec::new();
+    t.scan(&lo, &hi, &mut |e| {
+        v.push(*e);
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    v
+}
+
+/// The elements `hammer prune` makes from snapshots: from each snapshot
+/// to the next (one step), from TID 1 to the first, from the last to `top`.
+fn elements(kept: &[u64], top: u64) -> Vec<PruneElm> {
+    let mut pts = vec![1];
+    pts.extend_from_slice(kept);
+    pts.push(top);
+    pts.windows(2)
+        .rev()
+        .map(|w| PruneElm {
+            beg_tid: w[0],
+            end_tid: w[1],
+            mod_tid: w[1] - w[0],
+        })
+        .collect()
+}
+
+fn run(seed: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = new_volume(dir.path());
+    let mut fs = Fs::open(&paths, false).unwrap();
+    let a = fs.create(1, b"a", NewObject::Dir, 0o755, 0, 0).unwrap().ino;
+    let b = fs.create(1, b"b", NewObject::Dir, 0o755, 0, 0).unwrap().ino;
+    let mut rng = Rng(seed);
+    let mut tids = Vec::new();
+    for _ in 0..16 * scale() {
+        churn(&mut fs, &mut rng, &[1, a, b]);
+        tids.push(fs.sync().unwrap());
+    }
+    let kept: Vec<u64> = tids.iter().copied().filter(|_| rng.below(3) == 0).collect();
+    let views: Vec<(u64, Tree)> = kept.iter().map(|&t| (t, dump(&fs, t))).collect();
+    let now = dump(&fs, HAMMER_MAX_TID);
+    let before_records = leaves(fs.volumes()).len();
+    let free_before = fs.statfs().1;
+
+    let top = fs.sync().unwrap();
+    let stats = fs.prune(&elements(&kept, top), &mut |_, _| {}).unwrap();
+    eprintln!("kept {} of {} points: {stats:?}", kept.len(), tids.len());
+    assert!(stats.pruned > 0 && stats.bytes > 0, "{stats:?}");
+
+    for (t, v) in &views {
+        assert_eq!(&dump(&fs, *t), v, "view as of kept TID {t:#x} changed");
+    }
+    assert_eq!(dump(&fs, HAMMER_MAX_TID), now, "current state changed");
+    drop(fs);
+
+    let mut set = VolumeSet::open_paths(&paths, &OpenOptions::default()).unwrap();
+    let after = leaves(&set);
+    assert_eq!(after.len() as u64 + stats.pruned, before_records as u64);
+    // No deleted record survives unless a kept point sees it.
+    for e in after.iter().filter(|e| e.base.delete_tid != 0) {
+        let seen = kept
+            .iter()
+            .any(|&k| e.base.create_tid <= k && k < e.base.delete_tid);
+        assert!(seen, "record kept that no kept point sees: {:?}", e.base);
+    }
+    let report = hammer_cli::cmd_checkmap::collect(&set).unwrap();
+    assert_eq!(report.error_count(), 0, "checkmap mismatches");
+    assert!(report.bad_nodes.is_empty(), "bad nodes");
+    let root = set.header().vol0_btree_root;
+    BTree::new(&mut set, root).check().unwrap();
+    drop(set);
+    let fs = Fs::open(&paths, false).unwrap();
+    assert!(
+        fs.statfs().1 >= free_before,
+        "free space shrank: {free_before} -> {}",
+        fs.statfs().1
+    );
+    for (t, v) in &views {
+        assert_eq!(&dump(&fs, *t), v, "view as of kept TID {t:#x} changed after reopen");
+    }
+}
+
+#[test]
+fn prune_keeps_every_kept_view() {
+    for seed in 0..(3 * scale() as u64) {
+        run(0x9e37_79b9_7f4a_7c15 ^ (seed * 0x1000_0001));
+    }
+}
+
+/// prune-everything: no history is left, the current state stands.
+#[test]
+fn prune_everything_leaves_only_the_present() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = new_volume(dir.path());
+    let mut fs = Fs::open(&paths, false).unwrap();
+    let mut rng = Rng(77);
+    for _ in 0..10 {
+        churn(&mut fs, &mut rng, &[1]);
+        fs.sync().unwrap();
+    }
+    let now = dump(&fs, HAMMER_MAX_TID);
+    let top = fs.sync().unwrap();
+    let elms = [PruneElm {
+        beg_tid: 1,
+        end_tid: top,
+        mod_tid: 0,
+    }];
+    let stats = fs.prune(&elms, &mut |_, _| {}).unwrap();
+    assert!(stats.pruned > 0);
+    assert_eq!(dump(&fs, HAMMER_MAX_TID), now);
+    assert!(leaves(fs.volumes()).iter().all(|e| e.base.delete_tid == 0));
+}

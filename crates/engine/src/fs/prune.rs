@@ -1,0 +1,199 @@
+//! Pruning: physically removing the history no retained point of view can
+//! see any more — DragonFly's `HAMMERIOC_PRUNE` (`hammer_prune.c`).
+//!
+//! The caller describes what to keep as prune elements, each a TID range
+//! `[beg_tid, end_tid]` cut into steps of `mod_tid` (0: one step, the whole
+//! range). The retained points of view are the step boundaries
+//! `beg + k·mod` and `end`; for `hammer prune` they are the snapshot TIDs,
+//! for `prune-everything` only the range ends. A deleted record (one with
+//! `delete_tid`) is seen from a boundary `b` when `create_tid <= b <
+//! delete_tid`. For each deleted record whose `delete_tid` falls in an
+//! element (`beg < delete_tid <= end`), the boundary just below its
+//! `delete_tid` decides: if the record was created after it, no boundary
+//! sees the record and it is removed (its data freed); otherwise its
+//! `delete_tid` moves up to the next boundary (realigned), which changes no
+//! retained view and lets later prunes collapse neighbouring versions.
+//! Records still alive (`delete_tid == 0`) and records deleted outside
+//! every element are never touched, so the current state and anything
+//! newer than the prune's top are safe by construction.
+//!
+//! The work runs in ordinary transactions: the tree is synced first (every
+//! record then has a TID below the prune's), and the removal is flushed in
+//! as many flushes as the UNDO FIFO needs, each final on its own — a crash
+//! mid-prune leaves a consistent volume with part of the history pruned.
+
+use super::Fs;
+use crate::btree::BTree;
+use crate::error::Result;
+use hammer_ondisk::*;
+use std::ops::ControlFlow;
+
+/// One range of history and the spacing of the points of view kept in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PruneElm {
+    pub beg_tid: u64,
+    pub end_tid: u64,
+    pub mod_tid: u64,
+}
+
+/// What a prune did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneStats {
+    /// Records of the PFS looked at.
+    pub scanned: u64,
+    /// Records removed.
+    pub pruned: u64,
+    /// Of those, directory entries.
+    pub dirents: u64,
+    /// Records whose `delete_tid` moved up to a retained point.
+    pub realigned: u64,
+    /// Data bytes freed.
+    pub bytes: u64,
+}
+
+/// What happens to a deleted record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Keep,
+    Remove,
+    /// Keep, with `delete_tid` moved up to this TID.
+    Realign(u64),
+}
+
+/// Decides one record's fate against the elements (any order, ranges not
+/// overlapping: the first containing element decides).
+pub fn judge(elms: &[PruneElm], create_tid: u64, delete_tid: u64) -> Verdict {
+    if delete_tid == 0 {
+        return Verdict::Keep;
+    }
+    let Some(el) = elms
+        .iter()
+        .find(|el| el.beg_tid < delete_tid && delete_tid <= el.end_tid)
+    else {
+        return Verdict::Keep;
+    };
+    let span = el.end_tid - el.beg_tid;
+    let step = if el.mod_tid == 0 || el.mod_tid > span {
+        span
+    } else {
+        el.mod_tid
+    };
+    // The boundary just below delete_tid (delete_tid > beg, so this is
+    // at least beg) and the next one up.
+    let below = el.beg_tid + (delete_tid - 1 - el.beg_tid) / step * step;
+    if create_tid > below {
+        return Verdict::Remove;
+    }
+    let next = below.saturating_add(step).min(el.end_tid);
+    if next == delete_tid {
+        Verdict::Keep
+    } else {
+        Verdict::Realign(next)
+    }
+}
+
+impl Fs {
+    /// Prunes this PFS's history as `elms` say; `progress(done, total)` is
+    /// called as records are processed.
+    pub fn prune(
+        &mut self,
+        elms: &[PruneElm],
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<PruneStats> {
+        self.sync()?;
+        let mut stats = PruneStats::default();
+        let from = HammerBaseElm {
+            localization: self.pfs_lo,
+            obj_id: HAMMER_MIN_OBJID,
+            rec_type: 0,
+            key: HAMMER_MIN_KEY,
+            create_tid: 1,
+            ..Default::default()
+        };
+        let to = HammerBaseElm {
+            localization: self.pfs_lo | !HAMMER_LOCALIZE_PSEUDOFS_MASK,
+            obj_id: HAMMER_MAX_OBJID,
+            rec_type: u16::MAX,
+            key: HAMMER_MAX_KEY,
+            create_tid: 0,
+            ..Default::default()
+        };
+        let mut work = Vec::new();
+        self.ro_tree(|t| {
+            t.scan(&from, &to, &mut |e| {
+                stats.scanned += 1;
+                let v = judge(elms, e.base.create_tid, e.base.delete_tid);
+                if v != Verdict::Keep {
+                    work.push((*e, v));
+                }
+                ControlFlow::Continue(())
+            })
+        })?;
+        let total = work.len() as u64;
+        for (i, (e, v)) in work.into_iter().enumerate() {
+            // Changes belong to a transaction so the flush below runs.
+            let _ = self.tid();
+            let root = self.root();
+            match v {
+                Verdict::Keep => {}
+                Verdict::Remove => {
+                    BTree::new(&mut self.set, root).remove(&e.base)?;
+                    if e.data_len > 0 {
+                        self.set.free(e.data_offset, e.data_len as u64)?;
+                        stats.bytes += e.data_len as u64;
+                    }
+                    stats.pruned += 1;
+                    if e.base.rec_type == HAMMER_RECTYPE_DIRENTRY {
+                        stats.dirents += 1;
+                    }
+                }
+                Verdict::Realign(tid) => {
+                    let mut d = e;
+                    d.base.delete_tid = tid;
+                    BTree::new(&mut self.set, root).update(&d)?;
+                    stats.realigned += 1;
+                }
+            }
+            self.maybe_sync()?;
+            if i % 4096 == 0 {
+                progress(i as u64, total);
+            }
+        }
+        self.sync()?;
+        // History is gone: the TID→time index may name removed TIDs.
+        self.time_index = None;
+        progress(total, total);
+        Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts() {
+        // Snapshots at 100 and 200, top of the prune at 300.
+        let elms = [
+            PruneElm { beg_tid: 200, end_tid: 300, mod_tid: 100 },
+            PruneElm { beg_tid: 100, end_tid: 200, mod_tid: 100 },
+            PruneElm { beg_tid: 1, end_tid: 100, mod_tid: 99 },
+        ];
+        assert_eq!(judge(&elms, 50, 0), Verdict::Keep);
+        // Lived and died between two snapshots: nobody sees it.
+        assert_eq!(judge(&elms, 120, 150), Verdict::Remove);
+        // Created at a snapshot's TID: that snapshot sees it.
+        assert_eq!(judge(&elms, 100, 150), Verdict::Realign(200));
+        assert_eq!(judge(&elms, 50, 150), Verdict::Realign(200));
+        // Already on a boundary.
+        assert_eq!(judge(&elms, 50, 200), Verdict::Keep);
+        // Deleted exactly at a snapshot: judged by the range below it.
+        assert_eq!(judge(&elms, 150, 200), Verdict::Remove);
+        // Deleted after the prune's top: untouched.
+        assert_eq!(judge(&elms, 250, 301), Verdict::Keep);
+        // Finer steps keep more points of view.
+        let fine = [PruneElm { beg_tid: 0, end_tid: 100, mod_tid: 10 }];
+        assert_eq!(judge(&fine, 21, 29), Verdict::Remove);
+        assert_eq!(judge(&fine, 19, 29), Verdict::Realign(30));
+    }
+}
