@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Largest request line the daemon accepts.
-pub const MAX_REQUEST: usize = 4096;
+pub const MAX_REQUEST: usize = 1 << 20;
 /// Largest reply the client accepts.
 pub const MAX_REPLY: usize = 16 << 20;
 
@@ -279,10 +279,39 @@ pub fn syncfs(file: &std::fs::File) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Bytes as lowercase hex, for request words and reply values that may
+/// hold any byte (labels, config text).
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|c| format!("{c:02x}")).collect()
+}
+
+/// The inverse of [`hex`]; `None` for anything that is not pairs of hex
+/// digits.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// Sends one request to the daemon at `socket` and returns its reply; a
 /// `status` other than 0 becomes the matching OS error. A daemon that is
 /// gone (a stale socket) is ENOTTY like any non-HAMMER file.
 pub fn request(socket: &Path, line: &str) -> std::io::Result<Reply> {
+    request_progress(socket, line, &mut |_, _| {})
+}
+
+/// [`request`] for long directives: the daemon may send frames holding
+/// only `progress=<done> <total>` before the reply; each goes to
+/// `progress`.
+pub fn request_progress(
+    socket: &Path,
+    line: &str,
+    progress: &mut dyn FnMut(u64, u64),
+) -> std::io::Result<Reply> {
     let mut s = UnixStream::connect(socket).map_err(|e| match e.raw_os_error() {
         Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => os_error(libc::ENOTTY),
         _ => e,
@@ -292,7 +321,16 @@ pub fn request(socket: &Path, line: &str) -> std::io::Result<Reply> {
     s.set_read_timeout(Some(Duration::from_secs(600)))?;
     s.write_all(line.as_bytes())?;
     s.write_all(b"\n")?;
-    let r = read_reply(&mut s)?;
+    let r = loop {
+        let r = read_reply(&mut s)?;
+        match (r.0.len(), r.get("progress")) {
+            (1, Some(p)) => {
+                let mut it = p.split(' ').map(|n| n.parse::<u64>().unwrap_or(0));
+                progress(it.next().unwrap_or(0), it.next().unwrap_or(0));
+            }
+            _ => break r,
+        }
+    };
     match r.get("status").map(str::parse::<i32>) {
         Some(Ok(0)) => Ok(r),
         Some(Ok(code)) => Err(os_error(code)),

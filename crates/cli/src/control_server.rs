@@ -38,10 +38,10 @@
 //! * `stats`: `stats=<17 counters separated by spaces>` in the order of
 //!   `hammer_engine::stats::NAMES`.
 
-use crate::control::{socket_path, write_reply, Reply, MAX_REQUEST};
+use crate::control::{hex, socket_path, unhex, write_reply, Reply, MAX_REQUEST};
 use crate::{CliError, CliResult};
 use hammer_engine::btree::BTree;
-use hammer_engine::fs::{Fs, MAX_DIRTY_BYTES};
+use hammer_engine::fs::{Fs, PruneElm, SetAttr, MAX_DIRTY_BYTES};
 use hammer_engine::store::ReadOnlyStore;
 use hammer_fuse::FsHandle;
 use hammer_ondisk::*;
@@ -76,7 +76,18 @@ pub fn version_description(v: u32) -> Option<&'static str> {
 /// Whether a directive changes the filesystem and so needs root or the
 /// mount's owner, as DragonFly's PRIV_HAMMER_IOCTL check does.
 pub fn needs_root(directive: &str) -> bool {
-    !matches!(directive, "synctid" | "info" | "version" | "stats")
+    !matches!(
+        directive,
+        "synctid"
+            | "info"
+            | "version"
+            | "stats"
+            | "history"
+            | "snap-list"
+            | "config-get"
+            | "getflags"
+            | "pfs-get"
+    )
 }
 
 /// The running listener; dropping it removes the socket.
@@ -207,6 +218,18 @@ fn serve_one(mut s: UnixStream, h: &FsHandle, mount_point: &Path, owner: u32, al
                 None => error_reply(libc::EINVAL, "empty request"),
                 Some(_) if !allow_other && !privileged => error_reply(libc::EACCES, ""),
                 Some(d) if needs_root(d) && !privileged => error_reply(libc::EPERM, ""),
+                Some(&"prune") => {
+                    // Progress frames while the prune runs, then the reply.
+                    let mut last = std::time::Instant::now();
+                    let mut progress = |done: u64, total: u64| {
+                        if last.elapsed() >= Duration::from_millis(200) {
+                            last = std::time::Instant::now();
+                            let f = Reply(vec![("progress".into(), format!("{done} {total}"))]);
+                            let _ = write_reply(&mut s, &f);
+                        }
+                    };
+                    prune(&words[1..], h, &mut progress)
+                }
                 Some(d) => handle(d, &words[1..], h, mount_point),
             }
         }
@@ -247,12 +270,155 @@ fn handle(directive: &str, args: &[&str], h: &FsHandle, mount_point: &Path) -> R
             Some(Err(e)) => error_reply(libc::EIO, &e.to_string()),
             None => gone(),
         },
+        ("snap-list", []) => match h.with(|fs| fs.snapshots()) {
+            Some(Ok(list)) => {
+                let mut kv = vec![("pfs", "0".to_string())];
+                for sn in list {
+                    kv.push((
+                        "snap",
+                        format!("0x{:016x} {} {}", sn.tid, sn.ts, hex(&sn.label)),
+                    ));
+                }
+                ok(kv)
+            }
+            Some(Err(e)) => engine_error(&e),
+            None => gone(),
+        },
+        ("snap-add", [tid, ts, label]) => {
+            let (Some(tid), Some(ts), Some(label)) = (num(tid), num(ts), unhex(label)) else {
+                return error_reply(libc::EINVAL, "bad snap-add arguments");
+            };
+            changed(h, |fs| fs.add_snapshot(tid, ts, &label))
+        }
+        ("snap-del", [tid]) => {
+            let Some(tid) = num(tid) else {
+                return error_reply(libc::EINVAL, "bad snapshot TID");
+            };
+            changed(h, |fs| fs.del_snapshot(tid))
+        }
+        ("config-get", []) => match h.with(|fs| fs.config()) {
+            Some(Ok(Some(text))) => ok(vec![("text", hex(&text))]),
+            Some(Ok(None)) => ok(vec![]),
+            Some(Err(e)) => engine_error(&e),
+            None => gone(),
+        },
+        ("config-set", [text]) => {
+            let Some(text) = unhex(text) else {
+                return error_reply(libc::EINVAL, "bad config text");
+            };
+            changed(h, |fs| fs.set_config(&text))
+        }
+        ("config-set", []) => changed(h, |fs| fs.set_config(b"")),
+        ("getflags", [ino]) => {
+            let Some(ino) = object(ino) else {
+                return error_reply(libc::EINVAL, "not an object of the mount's current view");
+            };
+            match h.with(|fs| fs.getattr(ino, HAMMER_MAX_TID)) {
+                Some(Ok(a)) => ok(vec![("flags", a.uflags.to_string())]),
+                Some(Err(e)) => engine_error(&e),
+                None => gone(),
+            }
+        }
+        ("setflags", [ino, flags]) => {
+            let (Some(ino), Some(flags)) = (object(ino), num(flags)) else {
+                return error_reply(libc::EINVAL, "not an object of the mount's current view");
+            };
+            let set = SetAttr {
+                uflags: Some(flags as u32),
+                ..Default::default()
+            };
+            changed(h, |fs| fs.setattr(ino, &set).map(|_| ()))
+        }
+        ("pfs-get", []) => match h.with(|fs| pfs_records(fs)) {
+            Some(Ok(list)) => match list.into_iter().find(|(id, _)| *id == 0) {
+                Some((id, d)) => ok(vec![
+                    ("pfs", id.to_string()),
+                    ("prune_min", { d.prune_min }.to_string()),
+                    ("mirror_flags", { d.mirror_flags }.to_string()),
+                    ("snapshots", hex(&cstr(&d.snapshots))),
+                    ("label", hex(&cstr(&d.label))),
+                ]),
+                None => error_reply(libc::ENOENT, "no PFS record"),
+            },
+            Some(Err(e)) => engine_error(&e),
+            None => gone(),
+        },
         ("stats", []) => {
             let v = hammer_engine::stats::snapshot();
             let s: Vec<String> = v.iter().map(u64::to_string).collect();
             ok(vec![("stats", s.join(" "))])
         }
         _ => error_reply(libc::ENOTTY, ""),
+    }
+}
+
+fn cstr(b: &[u8]) -> Vec<u8> {
+    let n = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    b[..n].to_vec()
+}
+
+/// A decimal or `0x` hex number.
+fn num(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// A FUSE inode number of the mount's own view is the object id; the
+/// synthetic numbers of as-of views (top bit set) name no current object.
+fn object(s: &str) -> Option<i64> {
+    let n = num(s)?;
+    (n != 0 && n < 1 << 63).then_some(n as i64)
+}
+
+/// An engine error as a reply: its errno when it has one.
+fn engine_error(e: &hammer_engine::Error) -> Reply {
+    let code = match e {
+        hammer_engine::Error::Fs(f) => f.errno(),
+        _ => libc::EIO,
+    };
+    error_reply(code, &e.to_string())
+}
+
+/// Runs a change and makes it durable before answering, as DragonFly's
+/// snapshot and config ioctls are durable when they return.
+fn changed(h: &FsHandle, f: impl FnOnce(&mut Fs) -> hammer_engine::Result<()>) -> Reply {
+    match h.with(|fs| f(fs).and_then(|_| fs.sync())) {
+        Some(Ok(tid)) => ok(vec![("tid", format!("0x{tid:016x}"))]),
+        Some(Err(e)) => engine_error(&e),
+        None => error_reply(libc::ENOTTY, "filesystem unmounted"),
+    }
+}
+
+/// `prune <beg>:<end>:<mod>…` (TIDs in hex or decimal): prunes PFS #0.
+/// Replies `scanned`, `pruned`, `dirents`, `realigned`, `bytes`.
+fn prune(args: &[&str], h: &FsHandle, progress: &mut dyn FnMut(u64, u64)) -> Reply {
+    let mut elms = Vec::new();
+    for a in args {
+        let mut it = a.split(':').map(num);
+        match (it.next(), it.next(), it.next(), it.next()) {
+            (Some(Some(beg_tid)), Some(Some(end_tid)), Some(Some(mod_tid)), None)
+                if beg_tid < end_tid =>
+            {
+                elms.push(PruneElm {
+                    beg_tid,
+                    end_tid,
+                    mod_tid,
+                })
+            }
+            _ => return error_reply(libc::EINVAL, &format!("bad prune element {a}")),
+        }
+    }
+    match h.with(|fs| fs.prune(&elms, progress)) {
+        Some(Ok(st)) => ok(vec![
+            ("scanned", st.scanned.to_string()),
+            ("pruned", st.pruned.to_string()),
+            ("dirents", st.dirents.to_string()),
+            ("bytes", st.bytes.to_string()),
+        ]),
+        Some(Err(e)) => engine_error(&e),
+        None => error_reply(libc::ENOTTY, "filesystem unmounted"),
     }
 }
 

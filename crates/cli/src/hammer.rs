@@ -4,10 +4,11 @@
 //! `version`, `bstats`/`iostats`/`stats`) reach its daemon over the
 //! control channel (`control`).
 
+use crate::cmd_snapshot::Kind as SnapKind;
 use crate::cmd_stats::Kind;
 use crate::common::Opts;
 use crate::{
-    cmd_blockmap, cmd_checkmap, cmd_info, cmd_namekey, cmd_show, cmd_show_undo, cmd_stats,
+    cmd_blockmap, cmd_checkmap, cmd_flags, cmd_info, cmd_namekey, cmd_show, cmd_show_undo, cmd_snapshot, cmd_stats,
     cmd_synctid, cmd_version, CliError,
 };
 use std::io::Write;
@@ -124,6 +125,14 @@ pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Wri
         "synctid" => return cmd_synctid::main(rest, out, err),
         "version" => return cmd_version::main(rest, out, err),
         "info" => return cmd_info::main(rest, out, err),
+        "snap" => return cmd_snapshot::snap(SnapKind::Snap, rest, out, err),
+        "snaplo" => return cmd_snapshot::snap(SnapKind::SnapLo, rest, out, err),
+        "snapq" => return cmd_snapshot::snap(SnapKind::SnapQ, rest, out, err),
+        "snaprm" => return cmd_snapshot::snaprm(rest, out, err),
+        "snapls" => return cmd_snapshot::snapls(rest, out, err),
+        "snapshot" => return cmd_snapshot::snapshot(rest, out, err),
+        "chflags" => return cmd_flags::chflags(rest, err),
+        "lsflags" => return cmd_flags::lsflags(rest, out, err),
         "bstats" => return cmd_stats::run(Kind::Btree, rest, out, None),
         "iostats" => return cmd_stats::run(Kind::Io, rest, out, None),
         "stats" => return cmd_stats::run(Kind::Both, rest, out, None),

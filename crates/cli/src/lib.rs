@@ -6,9 +6,11 @@
 
 pub mod cmd_blockmap;
 pub mod cmd_checkmap;
+pub mod cmd_flags;
 pub mod cmd_info;
 pub mod cmd_namekey;
 pub mod cmd_show;
+pub mod cmd_snapshot;
 pub mod cmd_show_undo;
 pub mod cmd_stats;
 pub mod cmd_synctid;
@@ -19,6 +21,7 @@ pub mod control_server;
 pub mod hammer;
 pub mod mount;
 pub mod newfs;
+pub mod timefmt;
 
 /// An error that ends a command: printed as `<prog>: <message>`, exit 1.
 #[derive(Debug)]

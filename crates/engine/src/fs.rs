@@ -728,6 +728,9 @@ impl Fs {
             uid: HammerUuid::from_unix_id(uid),
             gid: HammerUuid::from_unix_id(gid),
             nlinks: 1,
+            // No-history is inherited from the directory, as the kernel
+            // does, so flagging a directory covers what is made in it.
+            uflags: parent.uflags & (UF_NOHISTORY | SF_NOHISTORY),
             ..Default::default()
         };
         d.obj_type = match what {
@@ -1303,6 +1306,10 @@ impl Fs {
                 ..Default::default()
             };
             let mut note = |tid: u64, ts: u32| {
+                // Snapshot and config records carry no time.
+                if ts == 0 {
+                    return;
+                }
                 let e = index.entry(tid).or_insert(ts);
                 *e = (*e).min(ts);
             };

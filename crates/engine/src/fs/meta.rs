@@ -6,10 +6,10 @@
 //! ioctls maintain (format doc: snapshot records exist from version 3).
 //!
 //! Both are ordinary records of the current transaction, so they become
-//! durable with the next flush like any other change; replacing the config
-//! retires the old record (kept as history unless history is off), and
-//! deleting a snapshot removes its record outright, as the kernel does —
-//! a deleted snapshot must not keep pinning history for prune.
+//! durable with the next flush like any other change. As in the kernel,
+//! replacing the config and deleting a snapshot remove the old record
+//! outright (no history: a deleted snapshot must not linger for prune),
+//! and these records carry no timestamps (`create_ts` 0).
 
 use super::Fs;
 use crate::error::{Error, FsError, Result};
@@ -90,7 +90,7 @@ impl Fs {
         d.ts = ts;
         d.label[..label.len()].copy_from_slice(label);
         let t = self.tid();
-        let e = self.leaf(
+        let mut e = self.leaf(
             lo,
             HAMMER_OBJID_ROOT,
             HAMMER_RECTYPE_SNAPSHOT,
@@ -98,6 +98,7 @@ impl Fs {
             0,
             t,
         );
+        e.create_ts = 0;
         self.insert_record(e, d.as_bytes())
     }
 
@@ -131,13 +132,14 @@ impl Fs {
         if let Some(old) =
             self.tree_lookup(lo, HAMMER_OBJID_ROOT, HAMMER_RECTYPE_CONFIG, 0, HAMMER_MAX_TID)?
         {
-            let keep = !self.nohistory;
-            self.retire(&old, keep)?;
+            // The kernel destroys the old text: configuration has no history.
+            self.retire(&old, false)?;
         }
         let mut d = HammerConfigData::new_zeroed();
         d.text[..text.len()].copy_from_slice(text);
         let t = self.tid();
-        let e = self.leaf(lo, HAMMER_OBJID_ROOT, HAMMER_RECTYPE_CONFIG, 0, 0, t);
+        let mut e = self.leaf(lo, HAMMER_OBJID_ROOT, HAMMER_RECTYPE_CONFIG, 0, 0, t);
+        e.create_ts = 0;
         self.insert_record(e, d.as_bytes())
     }
 }

@@ -7,15 +7,17 @@
 //! `beg + k·mod` and `end`; for `hammer prune` they are the snapshot TIDs,
 //! for `prune-everything` only the range ends. A deleted record (one with
 //! `delete_tid`) is seen from a boundary `b` when `create_tid <= b <
-//! delete_tid`. For each deleted record whose `delete_tid` falls in an
-//! element (`beg < delete_tid <= end`), the boundary just below its
-//! `delete_tid` decides: if the record was created after it, no boundary
-//! sees the record and it is removed (its data freed); otherwise its
-//! `delete_tid` moves up to the next boundary (realigned), which changes no
-//! retained view and lets later prunes collapse neighbouring versions.
-//! Records still alive (`delete_tid == 0`) and records deleted outside
-//! every element are never touched, so the current state and anything
-//! newer than the prune's top are safe by construction.
+//! delete_tid` (a snapshot's TID is the TID of the flush it names, so it
+//! sees that flush's records). For each deleted record whose `delete_tid`
+//! falls in an element (`beg < delete_tid <= end`), the boundary just below
+//! its `delete_tid` decides: created after it, no boundary sees the record
+//! and it is removed with its data. DragonFly's kernel tests "born and
+//! deleted in the same step" (`create_tid >= beg`), which is the same rule
+//! for its snapshot TIDs (they precede the flush they follow); like it we
+//! leave surviving records' TIDs alone (its realignment code is compiled
+//! out). Records still alive (`delete_tid == 0`) and records deleted
+//! outside every element are never touched, so the current state and the
+//! history newer than the prune's top are safe by construction.
 //!
 //! The work runs in ordinary transactions: the tree is synced first (every
 //! record then has a TID below the prune's), and the removal is flushed in
@@ -45,19 +47,15 @@ pub struct PruneStats {
     pub pruned: u64,
     /// Of those, directory entries.
     pub dirents: u64,
-    /// Records whose `delete_tid` moved up to a retained point.
-    pub realigned: u64,
     /// Data bytes freed.
     pub bytes: u64,
 }
 
-/// What happens to a deleted record.
+/// What happens to a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Keep,
     Remove,
-    /// Keep, with `delete_tid` moved up to this TID.
-    Realign(u64),
 }
 
 /// Decides one record's fate against the elements (any order, ranges not
@@ -79,16 +77,12 @@ pub fn judge(elms: &[PruneElm], create_tid: u64, delete_tid: u64) -> Verdict {
         el.mod_tid
     };
     // The boundary just below delete_tid (delete_tid > beg, so this is
-    // at least beg) and the next one up.
+    // at least beg).
     let below = el.beg_tid + (delete_tid - 1 - el.beg_tid) / step * step;
     if create_tid > below {
-        return Verdict::Remove;
-    }
-    let next = below.saturating_add(step).min(el.end_tid);
-    if next == delete_tid {
-        Verdict::Keep
+        Verdict::Remove
     } else {
-        Verdict::Realign(next)
+        Verdict::Keep
     }
 }
 
@@ -147,12 +141,6 @@ impl Fs {
                         stats.dirents += 1;
                     }
                 }
-                Verdict::Realign(tid) => {
-                    let mut d = e;
-                    d.base.delete_tid = tid;
-                    BTree::new(&mut self.set, root).update(&d)?;
-                    stats.realigned += 1;
-                }
             }
             self.maybe_sync()?;
             if i % 4096 == 0 {
@@ -183,8 +171,8 @@ mod tests {
         // Lived and died between two snapshots: nobody sees it.
         assert_eq!(judge(&elms, 120, 150), Verdict::Remove);
         // Created at a snapshot's TID: that snapshot sees it.
-        assert_eq!(judge(&elms, 100, 150), Verdict::Realign(200));
-        assert_eq!(judge(&elms, 50, 150), Verdict::Realign(200));
+        assert_eq!(judge(&elms, 100, 150), Verdict::Keep);
+        assert_eq!(judge(&elms, 50, 150), Verdict::Keep);
         // Already on a boundary.
         assert_eq!(judge(&elms, 50, 200), Verdict::Keep);
         // Deleted exactly at a snapshot: judged by the range below it.
@@ -194,6 +182,6 @@ mod tests {
         // Finer steps keep more points of view.
         let fine = [PruneElm { beg_tid: 0, end_tid: 100, mod_tid: 10 }];
         assert_eq!(judge(&fine, 21, 29), Verdict::Remove);
-        assert_eq!(judge(&fine, 19, 29), Verdict::Realign(30));
+        assert_eq!(judge(&fine, 19, 29), Verdict::Keep);
     }
 }
