@@ -18,6 +18,61 @@ pub struct Opts {
     pub yes: bool,
     /// `-C cachesize[:readahead]`, in bytes.
     pub cache_bytes: Option<usize>,
+    /// `-t seconds`: time limit of prune, reblock, rebalance and cleanup's
+    /// directives.
+    pub timeout: Option<u64>,
+    /// `-c cyclefile`.
+    pub cyclefile: Option<String>,
+    /// `-F`: cleanup runs every directive whatever its period.
+    pub force: bool,
+}
+
+/// Progress of long work on stderr, only when stderr is a terminal (so
+/// scripts and logs see nothing): `\r<what>: <pct>% (<done>/<total>)`,
+/// with an estimate of the time left, at most five times a second, and a
+/// cleared line at the end.
+pub struct Progress {
+    what: String,
+    tty: bool,
+    start: std::time::Instant,
+    last: Option<std::time::Instant>,
+}
+
+impl Progress {
+    pub fn new(what: &str) -> Progress {
+        // SAFETY: isatty has no preconditions.
+        let tty = unsafe { libc::isatty(2) } == 1;
+        Progress {
+            what: what.to_string(),
+            tty,
+            start: std::time::Instant::now(),
+            last: None,
+        }
+    }
+
+    pub fn update(&mut self, done: u64, total: u64) {
+        if !self.tty || total == 0 {
+            return;
+        }
+        if matches!(self.last, Some(t) if t.elapsed().as_millis() < 200) {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        let pct = done.min(total) * 100 / total;
+        let el = self.start.elapsed().as_secs_f64();
+        let eta = if done > 0 {
+            format!(", about {:.0}s left", el * (total - done.min(total)) as f64 / done as f64)
+        } else {
+            String::new()
+        };
+        eprint!("\r{}: {pct}% ({done}/{total}){eta}\x1b[K", self.what);
+    }
+
+    pub fn done(&mut self) {
+        if self.tty && self.last.is_some() {
+            eprint!("\r\x1b[K");
+        }
+    }
 }
 
 /// DragonFly's `sizetostr`: two decimals, a unit chosen at 512 of the

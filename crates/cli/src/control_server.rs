@@ -41,7 +41,7 @@
 use crate::control::{hex, socket_path, unhex, write_reply, Reply, MAX_REQUEST};
 use crate::{CliError, CliResult};
 use hammer_engine::btree::BTree;
-use hammer_engine::fs::{Fs, PruneElm, SetAttr, MAX_DIRTY_BYTES};
+use hammer_engine::fs::{Fs, PruneElm, PruneLimits, SetAttr, MAX_DIRTY_BYTES};
 use hammer_engine::store::ReadOnlyStore;
 use hammer_fuse::FsHandle;
 use hammer_ondisk::*;
@@ -51,7 +51,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
 pub const VERSION_MIN: u32 = 1;
 pub const VERSION_WIP: u32 = 8;
@@ -391,11 +391,29 @@ fn changed(h: &FsHandle, f: impl FnOnce(&mut Fs) -> hammer_engine::Result<()>) -
     }
 }
 
-/// `prune <beg>:<end>:<mod>…` (TIDs in hex or decimal): prunes PFS #0.
-/// Replies `scanned`, `pruned`, `dirents`, `realigned`, `bytes`.
+/// `prune [deadline=<seconds>] [below=<hex base elm>] <beg>:<end>:<mod>…`
+/// (TIDs in hex or decimal): prunes PFS #0, for at most `deadline`
+/// seconds, visiting only keys below `below` (a cycle file's 40-byte
+/// `hammer_base_elm`). Replies `scanned`, `pruned`, `dirents`, `bytes`,
+/// and `interrupted=<hex base elm>` when the deadline stopped it.
 fn prune(args: &[&str], h: &FsHandle, progress: &mut dyn FnMut(u64, u64)) -> Reply {
     let mut elms = Vec::new();
+    let mut limits = PruneLimits::default();
     for a in args {
+        if let Some(v) = a.strip_prefix("deadline=") {
+            let Some(secs) = num(v) else {
+                return error_reply(libc::EINVAL, "bad deadline");
+            };
+            limits.deadline = Some(std::time::Instant::now() + Duration::from_secs(secs));
+            continue;
+        }
+        if let Some(v) = a.strip_prefix("below=") {
+            match unhex(v).and_then(|b| HammerBaseElm::read_from_bytes(&b[..]).ok()) {
+                Some(k) => limits.below = Some(k),
+                None => return error_reply(libc::EINVAL, "bad cycle position"),
+            }
+            continue;
+        }
         let mut it = a.split(':').map(num);
         match (it.next(), it.next(), it.next(), it.next()) {
             (Some(Some(beg_tid)), Some(Some(end_tid)), Some(Some(mod_tid)), None)
@@ -410,13 +428,20 @@ fn prune(args: &[&str], h: &FsHandle, progress: &mut dyn FnMut(u64, u64)) -> Rep
             _ => return error_reply(libc::EINVAL, &format!("bad prune element {a}")),
         }
     }
-    match h.with(|fs| fs.prune(&elms, progress)) {
-        Some(Ok(st)) => ok(vec![
-            ("scanned", st.scanned.to_string()),
-            ("pruned", st.pruned.to_string()),
-            ("dirents", st.dirents.to_string()),
-            ("bytes", st.bytes.to_string()),
-        ]),
+    match h.with(|fs| fs.prune_limited(&elms, &limits, progress)) {
+        Some(Ok(o)) => {
+            let st = o.stats;
+            let mut kv = vec![
+                ("scanned", st.scanned.to_string()),
+                ("pruned", st.pruned.to_string()),
+                ("dirents", st.dirents.to_string()),
+                ("bytes", st.bytes.to_string()),
+            ];
+            if let Some(k) = o.interrupted_at {
+                kv.push(("interrupted", hex(k.as_bytes())));
+            }
+            ok(kv)
+        }
         Some(Err(e)) => engine_error(&e),
         None => error_reply(libc::ENOTTY, "filesystem unmounted"),
     }

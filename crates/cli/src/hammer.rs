@@ -8,7 +8,7 @@ use crate::cmd_snapshot::Kind as SnapKind;
 use crate::cmd_stats::Kind;
 use crate::common::Opts;
 use crate::{
-    cmd_blockmap, cmd_checkmap, cmd_flags, cmd_info, cmd_namekey, cmd_show, cmd_show_undo, cmd_snapshot, cmd_stats,
+    cmd_blockmap, cmd_checkmap, cmd_flags, cmd_info, cmd_namekey, cmd_prune, cmd_show, cmd_show_undo, cmd_snapshot, cmd_stats,
     cmd_synctid, cmd_version, CliError,
 };
 use std::io::Write;
@@ -92,6 +92,12 @@ pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Wri
                     }
                 }
                 'f' => opts.blkdevs = optarg,
+                'c' => opts.cyclefile = optarg,
+                'F' => opts.force = true,
+                't' => match optarg.as_deref().map(str::parse::<u64>) {
+                    Some(Ok(n)) => opts.timeout = Some(n),
+                    _ => return usage(err, 1),
+                },
                 'y' => opts.yes = true,
                 'h' => return usage(err, 0),
                 'C' => {
@@ -131,6 +137,8 @@ pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Wri
         "snaprm" => return cmd_snapshot::snaprm(rest, out, err),
         "snapls" => return cmd_snapshot::snapls(rest, out, err),
         "snapshot" => return cmd_snapshot::snapshot(rest, out, err),
+        "prune" => return cmd_prune::run(&opts, false, rest, out, err),
+        "prune-everything" => return cmd_prune::run(&opts, true, rest, out, err),
         "chflags" => return cmd_flags::chflags(rest, err),
         "lsflags" => return cmd_flags::lsflags(rest, out, err),
         "bstats" => return cmd_stats::run(Kind::Btree, rest, out, None),

@@ -9,6 +9,7 @@ pub mod cmd_checkmap;
 pub mod cmd_flags;
 pub mod cmd_info;
 pub mod cmd_namekey;
+pub mod cmd_prune;
 pub mod cmd_show;
 pub mod cmd_snapshot;
 pub mod cmd_show_undo;

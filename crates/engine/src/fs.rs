@@ -16,7 +16,7 @@
 
 mod meta;
 mod prune;
-pub use prune::{judge, PruneElm, PruneStats, Verdict};
+pub use prune::{judge, PruneElm, PruneLimits, PruneOutcome, PruneStats, Verdict};
 pub use meta::{Snapshot, CONFIG_TEXT_MAX, SNAPSHOT_LABEL_MAX};
 
 use crate::btree::{record_range, BTree};

@@ -51,6 +51,25 @@ pub struct PruneStats {
     pub bytes: u64,
 }
 
+/// Where a prune runs and for how long.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PruneLimits {
+    /// Resume a prune interrupted here (a cycle file): only records below
+    /// this key are visited. Its localization is taken within the PFS.
+    pub below: Option<HammerBaseElm>,
+    /// Stop once this moment has passed (`hammer -t`).
+    pub deadline: Option<std::time::Instant>,
+}
+
+/// How a prune ended.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PruneOutcome {
+    pub stats: PruneStats,
+    /// The key it stopped at when the deadline passed (records at and
+    /// above it are done), for the cycle file.
+    pub interrupted_at: Option<HammerBaseElm>,
+}
+
 /// What happens to a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -94,6 +113,20 @@ impl Fs {
         elms: &[PruneElm],
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<PruneStats> {
+        Ok(self
+            .prune_limited(elms, &PruneLimits::default(), progress)?
+            .stats)
+    }
+
+    /// [`Fs::prune`] within limits. Like the kernel it works from the top
+    /// of the key space down, so an interrupted prune is resumed by
+    /// visiting only the keys below where it stopped.
+    pub fn prune_limited(
+        &mut self,
+        elms: &[PruneElm],
+        limits: &PruneLimits,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<PruneOutcome> {
         self.sync()?;
         let mut stats = PruneStats::default();
         let from = HammerBaseElm {
@@ -104,13 +137,19 @@ impl Fs {
             create_tid: 1,
             ..Default::default()
         };
-        let to = HammerBaseElm {
-            localization: self.pfs_lo | !HAMMER_LOCALIZE_PSEUDOFS_MASK,
-            obj_id: HAMMER_MAX_OBJID,
-            rec_type: u16::MAX,
-            key: HAMMER_MAX_KEY,
-            create_tid: 0,
-            ..Default::default()
+        let to = match limits.below {
+            Some(k) => HammerBaseElm {
+                localization: self.pfs_lo | (k.localization & !HAMMER_LOCALIZE_PSEUDOFS_MASK),
+                ..k
+            },
+            None => HammerBaseElm {
+                localization: self.pfs_lo | !HAMMER_LOCALIZE_PSEUDOFS_MASK,
+                obj_id: HAMMER_MAX_OBJID,
+                rec_type: u16::MAX,
+                key: HAMMER_MAX_KEY,
+                create_tid: 0,
+                ..Default::default()
+            },
         };
         let mut work = Vec::new();
         self.ro_tree(|t| {
@@ -124,7 +163,15 @@ impl Fs {
             })
         })?;
         let total = work.len() as u64;
-        for (i, (e, v)) in work.into_iter().enumerate() {
+        let mut interrupted_at = None;
+        // The lowest key done so far: a resumed prune visits keys below it.
+        let mut done_to = to;
+        for (i, (e, v)) in work.into_iter().rev().enumerate() {
+            if matches!(limits.deadline, Some(d) if std::time::Instant::now() >= d) {
+                interrupted_at = Some(done_to);
+                break;
+            }
+            done_to = e.base;
             // Changes belong to a transaction so the flush below runs.
             let _ = self.tid();
             let root = self.root();
@@ -151,7 +198,10 @@ impl Fs {
         // History is gone: the TID→time index may name removed TIDs.
         self.time_index = None;
         progress(total, total);
-        Ok(stats)
+        Ok(PruneOutcome {
+            stats,
+            interrupted_at,
+        })
     }
 }
 
