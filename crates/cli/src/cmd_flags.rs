@@ -44,7 +44,11 @@ pub fn chflags(args: &[String], err: &mut dyn Write) -> i32 {
     let mut rc = 0;
     for path in &args[1..] {
         let r = flags_of(path).and_then(|(f, socket, ino)| {
-            let nf = if set { f | UF_NOHISTORY } else { f & !UF_NOHISTORY };
+            let nf = if set {
+                f | UF_NOHISTORY
+            } else {
+                f & !UF_NOHISTORY
+            };
             request(&socket, &format!("setflags {ino} {nf}"))
                 .map(|_| ())
                 .map_err(|e| format!("{path}: {}", errtext(&e)))
@@ -66,7 +70,11 @@ pub fn lsflags(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32
     for path in args {
         match flags_of(path) {
             Ok((f, _, _)) => {
-                let what = if f & UF_NOHISTORY != 0 { "nohistory" } else { "-" };
+                let what = if f & UF_NOHISTORY != 0 {
+                    "nohistory"
+                } else {
+                    "-"
+                };
                 let _ = writeln!(out, "{what}\t{path}");
             }
             Err(m) => {

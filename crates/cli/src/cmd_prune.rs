@@ -64,7 +64,11 @@ pub fn windows(points: &[Point], prune_min: i64, now: i64) -> (Vec<(u64, u64)>, 
     // elm[i] = [pts[i], end of the newer one).
     let mut elms: Vec<(u64, u64, i64)> = Vec::new();
     for (i, p) in pts.iter().enumerate() {
-        let end = if i == 0 { HAMMER_MAX_TID } else { pts[i - 1].tid };
+        let end = if i == 0 {
+            HAMMER_MAX_TID
+        } else {
+            pts[i - 1].tid
+        };
         elms.push((p.tid, end, p.ts));
     }
     let mut held = None;
@@ -166,7 +170,11 @@ pub fn run(
     let arg = if arg.is_empty() { "/".to_string() } else { arg };
     // Which filesystem, and the name printed for it.
     let (fs_path, name, links) = if everything {
-        (arg.clone(), format!("{}/", args[0].trim_end_matches('/')), Vec::new())
+        (
+            arg.clone(),
+            format!("{}/", args[0].trim_end_matches('/')),
+            Vec::new(),
+        )
     } else {
         let links = match scan_links(&args[0]) {
             Ok(l) => l,
@@ -224,8 +232,15 @@ pub fn run(
     let snaps = match crate::cmd_snapshot::list(&t) {
         Ok(s) => s,
         Err(e) => {
-            let _ = writeln!(out, "hammer prune: Unable to access meta-data snaps: {}", errtext(&e));
-            let _ = writeln!(err, "hammer: Filesystem {fs_open} could not scan meta-data snaps");
+            let _ = writeln!(
+                out,
+                "hammer prune: Unable to access meta-data snaps: {}",
+                errtext(&e)
+            );
+            let _ = writeln!(
+                err,
+                "hammer: Filesystem {fs_open} could not scan meta-data snaps"
+            );
             Vec::new()
         }
     };
@@ -262,10 +277,7 @@ pub fn run(
         let _ = writeln!(out, "Prune {name}: EVERYTHING");
     }
     // Where an earlier run stopped (cycle file), and its display.
-    let below = opts
-        .cyclefile
-        .as_ref()
-        .and_then(|p| read_cycle(p, err));
+    let below = opts.cyclefile.as_ref().and_then(|p| read_cycle(p, err));
     let (end_obj, end_loc) = match &below {
         Some(k) => (k.obj_id as u64, k.localization & 0xffff),
         None => (0x7fff_ffff_ffff_ffff, 0xffff),

@@ -164,7 +164,12 @@ pub fn snap(kind: Kind, args: &[String], out: &mut dyn Write, err: &mut dyn Writ
             Err((false, e)) => return Err(fail_io(err, 2, "Unable to create snapshot", &e)),
         };
         let tid = synctid(&t).map_err(|e| {
-            fail_io(err, 2, &format!("hammer snap: Synctid {dirpath} failed"), &e)
+            fail_io(
+                err,
+                2,
+                &format!("hammer snap: Synctid {dirpath} failed"),
+                &e,
+            )
         })?;
         let dotted = dirpath == "." || dirpath == "..";
         let sep = if dotted { "/" } else { "" };
@@ -222,7 +227,12 @@ pub fn snapls(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 
             let t = match resolve(path) {
                 Ok(t) => t,
                 Err((true, e)) => {
-                    return Err(fail_io(err, 2, &format!("hammer snapls: cannot open {path}"), &e))
+                    return Err(fail_io(
+                        err,
+                        2,
+                        &format!("hammer snapls: cannot open {path}"),
+                        &e,
+                    ))
                 }
                 Err((false, e)) => {
                     return Err(fail_io(
@@ -293,7 +303,10 @@ fn delete_tid(t: &Target, tid: u64, err: &mut dyn Write) -> Res<()> {
     match request(&t.socket, &format!("snap-del 0x{tid:016x}")) {
         Ok(_) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-            let _ = writeln!(err, "Warning: hammer snaprm 0x{tid:016x}: meta-data not found");
+            let _ = writeln!(
+                err,
+                "Warning: hammer snaprm 0x{tid:016x}: meta-data not found"
+            );
             Ok(())
         }
         Err(e) if e.raw_os_error() == Some(libc::ENOTTY) => {
@@ -329,7 +342,11 @@ pub fn snaprm(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 
             match std::fs::symlink_metadata(a) {
                 Err(_) => {
                     let Some(tid) = parse_tid(a) else {
-                        return Err(fail(err, 2, &format!("hammer snaprm: not a file or tid: {a}")));
+                        return Err(fail(
+                            err,
+                            2,
+                            &format!("hammer snaprm: not a file or tid: {a}"),
+                        ));
                     };
                     if mode == Mode::Path {
                         return Err(usage(err));
@@ -349,7 +366,12 @@ pub fn snaprm(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 
                 }
                 Ok(m) if m.file_type().is_symlink() => {
                     let target = std::fs::read_link(a).map_err(|e| {
-                        fail_io(err, 2, &format!("hammer snaprm: cannot read softlink: {a}"), &e)
+                        fail_io(
+                            err,
+                            2,
+                            &format!("hammer snaprm: cannot read softlink: {a}"),
+                            &e,
+                        )
                     })?;
                     let target = target.to_string_lossy().into_owned();
                     let dir = link_fs(a, &target);
@@ -456,10 +478,9 @@ pub fn snapshot(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
                 (fs, dir.clone())
             }
         };
-        let t = resolve(&fs)
-            .map_err(|(_, e)| fail_io(err, 2, &format!("Unable to open {fs}"), &e))?;
-        let tid = synctid(&t)
-            .map_err(|e| fail_io(err, 2, &format!("Synctid {fs} failed"), &e))?;
+        let t =
+            resolve(&fs).map_err(|(_, e)| fail_io(err, 2, &format!("Unable to open {fs}"), &e))?;
+        let tid = synctid(&t).map_err(|e| fail_io(err, 2, &format!("Synctid {fs} failed"), &e))?;
         let link = strftime(&format, now_secs());
         add_record(&t, tid, &label_of(note))
             .map_err(|e| fail_io(err, 2, "Unable to create snapshot", &e))?;

@@ -61,7 +61,10 @@ impl Progress {
         let pct = done.min(total) * 100 / total;
         let el = self.start.elapsed().as_secs_f64();
         let eta = if done > 0 {
-            format!(", about {:.0}s left", el * (total - done.min(total)) as f64 / done as f64)
+            format!(
+                ", about {:.0}s left",
+                el * (total - done.min(total)) as f64 / done as f64
+            )
         } else {
             String::new()
         };

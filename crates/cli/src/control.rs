@@ -268,6 +268,18 @@ pub fn resolve(path: &str) -> Result<Target, (bool, std::io::Error)> {
     })
 }
 
+/// `path` relative to the root of the mount `t` is on (canonical: links
+/// and `..` resolved by the kernel, `@@` components kept), as the daemon
+/// walks it.
+pub fn rel_path(t: &Target, path: &str) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let canon = std::fs::canonicalize(path)?;
+    let rel = canon
+        .strip_prefix(&t.mount.mount_point)
+        .map_err(|_| os_error(libc::ENOTTY))?;
+    Ok(rel.as_os_str().as_bytes().to_vec())
+}
+
 /// Pushes the kernel's dirty pages of the filesystem holding `file` to the
 /// daemon (syncfs(2)), so a flush that follows includes them.
 pub fn syncfs(file: &std::fs::File) -> std::io::Result<()> {

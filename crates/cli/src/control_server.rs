@@ -270,6 +270,38 @@ fn handle(directive: &str, args: &[&str], h: &FsHandle, mount_point: &Path) -> R
             Some(Err(e)) => error_reply(libc::EIO, &e.to_string()),
             None => gone(),
         },
+        ("history", [path, atkey, key, nxt_key, beg, end]) => {
+            let (Some(path), Some(atkey), Some(key), Some(nxt), Some(beg), Some(end)) = (
+                unhex(path),
+                num(atkey),
+                num(key),
+                num(nxt_key),
+                num(beg),
+                num(end),
+            ) else {
+                return error_reply(libc::EINVAL, "bad history arguments");
+            };
+            let at = (atkey != 0).then_some((key as i64, nxt as i64));
+            match h
+                .with(|fs| walk(fs, &path).and_then(|(ino, _)| fs.history_call(ino, at, beg, end)))
+            {
+                Some(Ok(r)) => {
+                    let mut kv = vec![
+                        ("obj", format!("0x{:016x}", r.obj_id)),
+                        ("dirty", (r.dirty as u8).to_string()),
+                        ("nxt_key", format!("0x{:x}", r.nxt_key as u64)),
+                        ("next_key", (r.next_key as u8).to_string()),
+                        ("eof", (r.eof as u8).to_string()),
+                    ];
+                    for (t, ts) in r.entries {
+                        kv.push(("h", format!("0x{t:016x} {ts}")));
+                    }
+                    ok(kv)
+                }
+                Some(Err(e)) => engine_error(&e),
+                None => gone(),
+            }
+        }
         ("snap-list", []) => match h.with(|fs| fs.snapshots()) {
             Some(Ok(list)) => {
                 let mut kv = vec![("pfs", "0".to_string())];
@@ -289,6 +321,12 @@ fn handle(directive: &str, args: &[&str], h: &FsHandle, mount_point: &Path) -> R
                 return error_reply(libc::EINVAL, "bad snap-add arguments");
             };
             changed(h, |fs| fs.add_snapshot(tid, ts, &label))
+        }
+        ("snap-add", [tid, ts]) => {
+            let (Some(tid), Some(ts)) = (num(tid), num(ts)) else {
+                return error_reply(libc::EINVAL, "bad snap-add arguments");
+            };
+            changed(h, |fs| fs.add_snapshot(tid, ts, b""))
         }
         ("snap-del", [tid]) => {
             let Some(tid) = num(tid) else {
@@ -363,6 +401,46 @@ fn num(s: &str) -> Option<u64> {
         Some(h) => u64::from_str_radix(h, 16).ok(),
         None => s.parse().ok(),
     }
+}
+
+/// Resolves a path relative to the mount's root the way the mount does,
+/// `name@@0x<tid>` and `name@@<date>` components included: the object and
+/// the TID it is seen as of.
+fn walk(fs: &mut Fs, path: &[u8]) -> hammer_engine::Result<(i64, u64)> {
+    use hammer_engine::error::{Error, FsError};
+    use hammer_fuse::history::{split_asof_name, AsOf};
+    let (mut ino, mut asof) = (HAMMER_OBJID_ROOT, HAMMER_MAX_TID);
+    for comp in path.split(|&c| c == b'/') {
+        match comp {
+            b"" | b"." => continue,
+            b".." => {
+                let a = fs.getattr(ino, asof)?;
+                if ino != HAMMER_OBJID_ROOT {
+                    ino = a.parent;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let (name, next_asof) = match split_asof_name(comp) {
+            Some((base, AsOf::Tid(t))) => (base, t),
+            Some((base, AsOf::Time(secs))) => {
+                let t = fs.tid_at(secs)?.ok_or(Error::Fs(FsError::NotFound))?;
+                (base, t)
+            }
+            Some((_, AsOf::PfsRoot { .. })) => return Err(FsError::Invalid.into()),
+            None => (comp, asof),
+        };
+        // `name@@0x<tid>` is the name looked up as of the TID.
+        if !name.is_empty() {
+            ino = fs
+                .lookup(ino, name, next_asof)?
+                .ok_or(Error::Fs(FsError::NotFound))?
+                .obj_id;
+        }
+        asof = next_asof;
+    }
+    Ok((ino, asof))
 }
 
 /// A FUSE inode number of the mount's own view is the object id; the

@@ -8,8 +8,8 @@ use crate::cmd_snapshot::Kind as SnapKind;
 use crate::cmd_stats::Kind;
 use crate::common::Opts;
 use crate::{
-    cmd_blockmap, cmd_checkmap, cmd_flags, cmd_info, cmd_namekey, cmd_prune, cmd_show, cmd_show_undo, cmd_snapshot, cmd_stats,
-    cmd_synctid, cmd_version, CliError,
+    cmd_blockmap, cmd_checkmap, cmd_flags, cmd_history, cmd_info, cmd_namekey, cmd_prune, cmd_show,
+    cmd_show_undo, cmd_snapshot, cmd_stats, cmd_synctid, cmd_version, CliError,
 };
 use std::io::Write;
 
@@ -33,6 +33,7 @@ fn parse_size(s: &str) -> Option<u64> {
 pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let mut opts = Opts::default();
     let mut positional: Vec<String> = Vec::new();
+    let mut json = false;
     let mut i = 0;
     let usage = |err: &mut dyn Write, code: i32| -> i32 {
         let _ = err.write_all(USAGE.as_bytes());
@@ -41,6 +42,10 @@ pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Wri
     while i < args.len() {
         let a = &args[i];
         i += 1;
+        if a == "--json" {
+            json = true;
+            continue;
+        }
         if a == "--" {
             positional.extend(args[i..].iter().cloned());
             break;
@@ -131,6 +136,9 @@ pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Wri
         "synctid" => return cmd_synctid::main(rest, out, err),
         "version" => return cmd_version::main(rest, out, err),
         "info" => return cmd_info::main(rest, out, err),
+        h if h.starts_with("history") => {
+            return cmd_history::run(&opts, json, &h["history".len()..], rest, out, err)
+        }
         "snap" => return cmd_snapshot::snap(SnapKind::Snap, rest, out, err),
         "snaplo" => return cmd_snapshot::snap(SnapKind::SnapLo, rest, out, err),
         "snapq" => return cmd_snapshot::snap(SnapKind::SnapQ, rest, out, err),

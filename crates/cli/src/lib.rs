@@ -7,12 +7,13 @@
 pub mod cmd_blockmap;
 pub mod cmd_checkmap;
 pub mod cmd_flags;
+pub mod cmd_history;
 pub mod cmd_info;
 pub mod cmd_namekey;
 pub mod cmd_prune;
 pub mod cmd_show;
-pub mod cmd_snapshot;
 pub mod cmd_show_undo;
+pub mod cmd_snapshot;
 pub mod cmd_stats;
 pub mod cmd_synctid;
 pub mod cmd_version;
@@ -23,6 +24,7 @@ pub mod hammer;
 pub mod mount;
 pub mod newfs;
 pub mod timefmt;
+pub mod undo;
 
 /// An error that ends a command: printed as `<prog>: <message>`, exit 1.
 #[derive(Debug)]

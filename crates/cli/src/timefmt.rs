@@ -52,6 +52,9 @@ mod tests {
             super::strftime("%Y-%m-%d %H:%M:%S %Z", 1_353_582_224),
             "2012-11-22 11:03:44 UTC"
         );
-        assert_eq!(super::strftime("%d-%b-%Y %H:%M:%S", 0), "01-Jan-1970 00:00:00");
+        assert_eq!(
+            super::strftime("%d-%b-%Y %H:%M:%S", 0),
+            "01-Jan-1970 00:00:00"
+        );
     }
 }

@@ -43,10 +43,7 @@ fn dump(fs: &Fs, asof: u64) -> Tree {
 
 fn new_volume(dir: &std::path::Path) -> Vec<String> {
     let p = dir.join("prune.img");
-    std::fs::File::create(&p)
-        .unwrap()
-        .set_len(1 << 30)
-        .unwrap();
+    std::fs::File::create(&p).unwrap().set_len(1 << 30).unwrap();
     let path = p.to_string_lossy().into_owned();
     let args: Vec<String> = ["-f", "-L", "PRUNE", &path]
         .iter()
@@ -82,8 +79,13 @@ fn churn(fs: &mut Fs, rng: &mut Rng, dirs: &[i64]) {
             (Some(e), 1) => {
                 let to = format!("f{}", rng.below(10));
                 let other = dirs[rng.below(dirs.len())];
-                if fs.lookup(other, to.as_bytes(), HAMMER_MAX_TID).unwrap().is_none() {
-                    fs.rename(dir, name.as_bytes(), other, to.as_bytes()).unwrap();
+                if fs
+                    .lookup(other, to.as_bytes(), HAMMER_MAX_TID)
+                    .unwrap()
+                    .is_none()
+                {
+                    fs.rename(dir, name.as_bytes(), other, to.as_bytes())
+                        .unwrap();
                 } else {
                     fs.truncate(e.obj_id, rng.below(50_000) as u64).unwrap();
                 }
@@ -91,7 +93,8 @@ fn churn(fs: &mut Fs, rng: &mut Rng, dirs: &[i64]) {
             (Some(e), _) => {
                 let off = rng.below(150_000) as u64;
                 let len = rng.below(40_000) + 1;
-                fs.write(e.obj_id, off, &vec![rng.next() as u8; len]).unwrap();
+                fs.write(e.obj_id, off, &vec![rng.next() as u8; len])
+                    .unwrap();
             }
         }
     }
@@ -180,7 +183,11 @@ fn run(seed: u64) {
         fs.statfs().1
     );
     for (t, v) in &views {
-        assert_eq!(&dump(&fs, *t), v, "view as of kept TID {t:#x} changed after reopen");
+        assert_eq!(
+            &dump(&fs, *t),
+            v,
+            "view as of kept TID {t:#x} changed after reopen"
+        );
     }
 }
 

@@ -14,10 +14,12 @@
 //! With `nohistory` (volume-wide or per-inode flag) old versions are removed
 //! instead of kept.
 
+mod history;
 mod meta;
+pub use history::HistoryReply;
 mod prune;
-pub use prune::{judge, PruneElm, PruneLimits, PruneOutcome, PruneStats, Verdict};
 pub use meta::{Snapshot, CONFIG_TEXT_MAX, SNAPSHOT_LABEL_MAX};
+pub use prune::{judge, PruneElm, PruneLimits, PruneOutcome, PruneStats, Verdict};
 
 use crate::btree::{record_range, BTree};
 use crate::error::{Error, FsError, Result};

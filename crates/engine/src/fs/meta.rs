@@ -80,7 +80,13 @@ impl Fs {
         }
         let lo = self.meta_lo();
         if self
-            .tree_lookup(lo, HAMMER_OBJID_ROOT, HAMMER_RECTYPE_SNAPSHOT, tid as i64, HAMMER_MAX_TID)?
+            .tree_lookup(
+                lo,
+                HAMMER_OBJID_ROOT,
+                HAMMER_RECTYPE_SNAPSHOT,
+                tid as i64,
+                HAMMER_MAX_TID,
+            )?
             .is_some()
         {
             return Err(FsError::Exists.into());
@@ -109,7 +115,13 @@ impl Fs {
         }
         let lo = self.meta_lo();
         let e = self
-            .tree_lookup(lo, HAMMER_OBJID_ROOT, HAMMER_RECTYPE_SNAPSHOT, tid as i64, HAMMER_MAX_TID)?
+            .tree_lookup(
+                lo,
+                HAMMER_OBJID_ROOT,
+                HAMMER_RECTYPE_SNAPSHOT,
+                tid as i64,
+                HAMMER_MAX_TID,
+            )?
             .ok_or(Error::Fs(FsError::NotFound))?;
         self.retire(&e, false)
     }
@@ -117,7 +129,13 @@ impl Fs {
     /// The cleanup configuration text, `None` when none was ever set.
     pub fn config(&self) -> Result<Option<Vec<u8>>> {
         let lo = self.meta_lo();
-        match self.tree_lookup(lo, HAMMER_OBJID_ROOT, HAMMER_RECTYPE_CONFIG, 0, HAMMER_MAX_TID)? {
+        match self.tree_lookup(
+            lo,
+            HAMMER_OBJID_ROOT,
+            HAMMER_RECTYPE_CONFIG,
+            0,
+            HAMMER_MAX_TID,
+        )? {
             None => Ok(None),
             Some(e) => Ok(Some(cstr(&self.record_data(&e)?))),
         }
@@ -129,9 +147,13 @@ impl Fs {
             return Err(FsError::Invalid.into());
         }
         let lo = self.meta_lo();
-        if let Some(old) =
-            self.tree_lookup(lo, HAMMER_OBJID_ROOT, HAMMER_RECTYPE_CONFIG, 0, HAMMER_MAX_TID)?
-        {
+        if let Some(old) = self.tree_lookup(
+            lo,
+            HAMMER_OBJID_ROOT,
+            HAMMER_RECTYPE_CONFIG,
+            0,
+            HAMMER_MAX_TID,
+        )? {
             // The kernel destroys the old text: configuration has no history.
             self.retire(&old, false)?;
         }

@@ -213,9 +213,21 @@ mod tests {
     fn verdicts() {
         // Snapshots at 100 and 200, top of the prune at 300.
         let elms = [
-            PruneElm { beg_tid: 200, end_tid: 300, mod_tid: 100 },
-            PruneElm { beg_tid: 100, end_tid: 200, mod_tid: 100 },
-            PruneElm { beg_tid: 1, end_tid: 100, mod_tid: 99 },
+            PruneElm {
+                beg_tid: 200,
+                end_tid: 300,
+                mod_tid: 100,
+            },
+            PruneElm {
+                beg_tid: 100,
+                end_tid: 200,
+                mod_tid: 100,
+            },
+            PruneElm {
+                beg_tid: 1,
+                end_tid: 100,
+                mod_tid: 99,
+            },
         ];
         assert_eq!(judge(&elms, 50, 0), Verdict::Keep);
         // Lived and died between two snapshots: nobody sees it.
@@ -230,7 +242,11 @@ mod tests {
         // Deleted after the prune's top: untouched.
         assert_eq!(judge(&elms, 250, 301), Verdict::Keep);
         // Finer steps keep more points of view.
-        let fine = [PruneElm { beg_tid: 0, end_tid: 100, mod_tid: 10 }];
+        let fine = [PruneElm {
+            beg_tid: 0,
+            end_tid: 100,
+            mod_tid: 10,
+        }];
         assert_eq!(judge(&fine, 21, 29), Verdict::Remove);
         assert_eq!(judge(&fine, 19, 29), Verdict::Keep);
     }
