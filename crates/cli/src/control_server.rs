@@ -41,7 +41,7 @@
 use crate::control::{hex, socket_path, unhex, write_reply, Reply, MAX_REQUEST};
 use crate::{CliError, CliResult};
 use hammer_engine::btree::BTree;
-use hammer_engine::fs::{Fs, PruneElm, PruneLimits, SetAttr, MAX_DIRTY_BYTES};
+use hammer_engine::fs::{Fs, PruneElm, PruneLimits, ReblockOpts, SetAttr, MAX_DIRTY_BYTES};
 use hammer_engine::store::ReadOnlyStore;
 use hammer_fuse::FsHandle;
 use hammer_ondisk::*;
@@ -298,6 +298,36 @@ fn handle(directive: &str, args: &[&str], h: &FsHandle, mount_point: &Path) -> R
                     }
                     ok(kv)
                 }
+                Some(Err(e)) => engine_error(&e),
+                None => gone(),
+            }
+        }
+        ("reblock", [classes, free_level, rest @ ..]) => {
+            let (Some(classes), Some(free_level)) = (num(classes), num(free_level)) else {
+                return error_reply(libc::EINVAL, "bad reblock arguments");
+            };
+            let deadline = rest
+                .iter()
+                .find_map(|a| a.strip_prefix("deadline=").and_then(num))
+                .map(|s| std::time::Instant::now() + Duration::from_secs(s));
+            let o = ReblockOpts {
+                btree: classes & 1 != 0,
+                inodes: classes & 2 != 0,
+                dirs: classes & 4 != 0,
+                data: classes & 8 != 0,
+                free_level,
+                deadline,
+            };
+            match h.with(|fs| fs.reblock(&o, &mut |_, _| {})) {
+                Some(Ok(st)) => ok(vec![
+                    ("btree_moves", st.btree_moves.to_string()),
+                    ("btree_count", st.btree_count.to_string()),
+                    ("data_moves", st.data_moves.to_string()),
+                    ("data_count", st.data_count.to_string()),
+                    ("data_byte_moves", st.data_byte_moves.to_string()),
+                    ("data_byte_count", st.data_byte_count.to_string()),
+                    ("interrupted", (st.interrupted as u8).to_string()),
+                ]),
                 Some(Err(e)) => engine_error(&e),
                 None => gone(),
             }

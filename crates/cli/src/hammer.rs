@@ -8,7 +8,7 @@ use crate::cmd_snapshot::Kind as SnapKind;
 use crate::cmd_stats::Kind;
 use crate::common::Opts;
 use crate::{
-    cmd_blockmap, cmd_checkmap, cmd_flags, cmd_history, cmd_info, cmd_namekey, cmd_prune, cmd_show,
+    cmd_blockmap, cmd_checkmap, cmd_config, cmd_flags, cmd_history, cmd_info, cmd_namekey, cmd_prune, cmd_reblock, cmd_show,
     cmd_show_undo, cmd_snapshot, cmd_stats, cmd_synctid, cmd_version, CliError,
 };
 use std::io::Write;
@@ -147,6 +147,9 @@ pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Wri
         "snapshot" => return cmd_snapshot::snapshot(rest, out, err),
         "prune" => return cmd_prune::run(&opts, false, rest, out, err),
         "prune-everything" => return cmd_prune::run(&opts, true, rest, out, err),
+        "config" => return cmd_config::config(rest, out, err),
+        "viconfig" => return cmd_config::viconfig(rest, out, err),
+        r if r.starts_with("reblock") => return cmd_reblock::run(&opts, r, rest, out, err),
         "chflags" => return cmd_flags::chflags(rest, err),
         "lsflags" => return cmd_flags::lsflags(rest, out, err),
         "bstats" => return cmd_stats::run(Kind::Btree, rest, out, None),

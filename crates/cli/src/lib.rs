@@ -6,11 +6,13 @@
 
 pub mod cmd_blockmap;
 pub mod cmd_checkmap;
+pub mod cmd_config;
 pub mod cmd_flags;
 pub mod cmd_history;
 pub mod cmd_info;
 pub mod cmd_namekey;
 pub mod cmd_prune;
+pub mod cmd_reblock;
 pub mod cmd_show;
 pub mod cmd_show_undo;
 pub mod cmd_snapshot;
@@ -49,3 +51,20 @@ impl From<std::io::Error> for CliError {
 }
 
 pub type CliResult<T> = Result<T, CliError>;
+
+/// C's `strtol(s, NULL, 0)` for a whole argument: `None` unless the whole
+/// text is a number (decimal, `0x` hex or leading-0 octal).
+pub fn cmd_prune_strtol(s: &str) -> Option<i64> {
+    let (neg, t) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let v = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        i64::from_str_radix(h, 16).ok()?
+    } else if t.len() > 1 && t.starts_with('0') {
+        i64::from_str_radix(&t[1..], 8).ok()?
+    } else {
+        t.parse::<i64>().ok()?
+    };
+    Some(if neg { -v } else { v })
+}

@@ -18,6 +18,8 @@ mod history;
 mod meta;
 pub use history::HistoryReply;
 mod prune;
+mod reblock;
+pub use reblock::{ReblockOpts, ReblockStats};
 pub use meta::{Snapshot, CONFIG_TEXT_MAX, SNAPSHOT_LABEL_MAX};
 pub use prune::{judge, PruneElm, PruneLimits, PruneOutcome, PruneStats, Verdict};
 

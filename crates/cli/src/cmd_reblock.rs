@@ -1,0 +1,101 @@
+//! `hammer reblock|reblock-btree|reblock-inodes|reblock-dirs|reblock-data
+//! <filesystem> [fill_percentage]`: move record data out of big-blocks
+//! that are at most `fill_percentage` full (default 100: everything), as
+//! DragonFly's tool asks its kernel to (`reblock` over the control
+//! channel; see `hammer_engine::fs::reblock`). Output as the current
+//! tool's: `reblock start …`, `free level N/8388608`, the result line and
+//! the moved/checked counts. B-tree nodes are counted but not moved yet.
+//! `recopy` (a cleanup directive) is reblock at 100%.
+
+use crate::common::Opts;
+use crate::control::{errtext, request, resolve};
+use std::io::Write;
+
+const USAGE: &str = "hammer reblock <filesystem> [fill_percentage]\n\
+hammer reblock-btree <filesystem> [fill_percentage]\n\
+hammer reblock-inodes <filesystem> [fill_percentage]\n\
+hammer reblock-dirs <filesystem> [fill_percentage]\n\
+hammer reblock-data <filesystem> [fill_percentage]\n\
+By default 100% is used.\n";
+
+const BIGBLOCK: i64 = 8_388_608;
+
+/// Class bits of the control request: 1 B-tree, 2 inodes, 4 dirs, 8 data.
+pub fn classes(directive: &str) -> Option<u32> {
+    Some(match directive {
+        "reblock" => 15,
+        "reblock-btree" => 1,
+        "reblock-inodes" => 2,
+        "reblock-dirs" => 4,
+        "reblock-data" => 8,
+        _ => return None,
+    })
+}
+
+pub fn run(
+    opts: &Opts,
+    directive: &str,
+    args: &[String],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let Some(cls) = classes(directive) else {
+        let _ = err.write_all(USAGE.as_bytes());
+        return 1;
+    };
+    if args.is_empty() || args.len() > 2 {
+        let _ = err.write_all(USAGE.as_bytes());
+        return 1;
+    }
+    let perc = match args.get(1) {
+        None => 100,
+        Some(p) => match crate::cmd_prune_strtol(p) {
+            Some(v) if (0..=100).contains(&v) => v,
+            _ => {
+                let _ = err.write_all(USAGE.as_bytes());
+                return 1;
+            }
+        },
+    };
+    let free_level = (BIGBLOCK - perc * BIGBLOCK / 100).max(0);
+    let fs = &args[0];
+    let _ = writeln!(out, "reblock start 8000000000000000:0000");
+    let _ = writeln!(out, "free level {free_level}/{BIGBLOCK}");
+    let _ = out.flush();
+    let mut line = format!("reblock {cls} {free_level}");
+    if let Some(t) = opts.timeout {
+        line.push_str(&format!(" deadline={t}"));
+    }
+    let r = resolve(fs)
+        .map_err(|(_, e)| e)
+        .and_then(|t| request(&t.socket, &line));
+    let n = |r: &crate::control::Reply, k: &str| r.num(k).unwrap_or(0);
+    let (bm, bc, dm, dc, ym, yc) = match &r {
+        Ok(r) => {
+            if r.get("interrupted") == Some("1") {
+                let _ = writeln!(out, "Reblock {fs} interrupted by timer at 8000000000000000:0000");
+            } else {
+                let _ = writeln!(out, "Reblock {fs} succeeded");
+            }
+            (
+                n(r, "btree_moves"),
+                n(r, "btree_count"),
+                n(r, "data_moves"),
+                n(r, "data_count"),
+                n(r, "data_byte_moves"),
+                n(r, "data_byte_count"),
+            )
+        }
+        Err(e) => {
+            let _ = writeln!(out, "Reblock {fs} failed: {}", errtext(e));
+            (0, 0, 0, 0, 0, 0)
+        }
+    };
+    let _ = writeln!(out, "Reblocked:");
+    let _ = writeln!(out, "    {bm}/{bc} B-Tree nodes");
+    let _ = writeln!(out, "    {}/{} B-Tree bytes", bm * 4096, bc * 4096);
+    let _ = writeln!(out, "    {dm}/{dc} data elements");
+    let _ = writeln!(out, "    {ym}/{yc} data bytes");
+    let _ = out.flush();
+    0
+}
