@@ -73,7 +73,10 @@ pub fn run(
     let (bm, bc, dm, dc, ym, yc) = match &r {
         Ok(r) => {
             if r.get("interrupted") == Some("1") {
-                let _ = writeln!(out, "Reblock {fs} interrupted by timer at 8000000000000000:0000");
+                let _ = writeln!(
+                    out,
+                    "Reblock {fs} interrupted by timer at 8000000000000000:0000"
+                );
             } else {
                 let _ = writeln!(out, "Reblock {fs} succeeded");
             }
@@ -96,6 +99,65 @@ pub fn run(
     let _ = writeln!(out, "    {}/{} B-Tree bytes", bm * 4096, bc * 4096);
     let _ = writeln!(out, "    {dm}/{dc} data elements");
     let _ = writeln!(out, "    {ym}/{yc} data bytes");
+    let _ = out.flush();
+    0
+}
+
+const REBALANCE_USAGE: &str = "hammer rebalance <filesystem> [saturation_percentage]\n\
+saturation_percentage is 50%-100%, default is 85%.\n";
+
+/// `hammer rebalance <filesystem> [saturation_percentage]`: packs the
+/// B-tree's leaves to about `62 * percentage / 100` records each (see
+/// `hammer_engine::fs::rebalance`). Output as DragonFly's tool prints it.
+pub fn rebalance(opts: &Opts, args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    if args.is_empty() || args.len() > 2 {
+        let _ = err.write_all(REBALANCE_USAGE.as_bytes());
+        return 1;
+    }
+    let perc = match args.get(1) {
+        None => 85,
+        Some(p) => match crate::cmd_prune_strtol(p) {
+            Some(v) if (50..=100).contains(&v) => v,
+            _ => {
+                let _ = err.write_all(REBALANCE_USAGE.as_bytes());
+                return 1;
+            }
+        },
+    };
+    let saturation = 62 * perc / 100;
+    let fs = &args[0];
+    let _ = writeln!(out, "rebalance start 8000000000000000:0000");
+    let _ = out.flush();
+    let mut line = format!("rebalance {saturation}");
+    if let Some(t) = opts.timeout {
+        line.push_str(&format!(" deadline={t}"));
+    }
+    let r = resolve(fs)
+        .map_err(|(_, e)| e)
+        .and_then(|t| request(&t.socket, &line));
+    let n = |r: &crate::control::Reply, k: &str| r.num(k).unwrap_or(0);
+    let (sc, de, rb) = match &r {
+        Ok(r) => {
+            if r.get("interrupted") == Some("1") {
+                let _ = writeln!(
+                    out,
+                    "Rebalance {fs} interrupted by timer at 8000000000000000:0000"
+                );
+            } else {
+                let _ = writeln!(out, "Rebalance {fs} succeeded");
+            }
+            (n(r, "scanned"), n(r, "deleted"), n(r, "rebalanced"))
+        }
+        Err(e) => {
+            let _ = writeln!(out, "Rebalance {fs} failed: {}", errtext(e));
+            (0, 0, 0)
+        }
+    };
+    let _ = writeln!(out, "Rebalance:");
+    let _ = writeln!(out, "    {sc} B-Tree nodes scanned");
+    let _ = writeln!(out, "    {de} B-Tree nodes deleted");
+    let _ = writeln!(out, "    0 collision retries");
+    let _ = writeln!(out, "    {rb} B-Tree nodes rebalanced");
     let _ = out.flush();
     0
 }

@@ -332,6 +332,25 @@ fn handle(directive: &str, args: &[&str], h: &FsHandle, mount_point: &Path) -> R
                 None => gone(),
             }
         }
+        ("rebalance", [sat, rest @ ..]) => {
+            let Some(sat) = num(sat) else {
+                return error_reply(libc::EINVAL, "bad saturation");
+            };
+            let deadline = rest
+                .iter()
+                .find_map(|a| a.strip_prefix("deadline=").and_then(num))
+                .map(|s| std::time::Instant::now() + Duration::from_secs(s));
+            match h.with(|fs| fs.rebalance(sat as usize, deadline)) {
+                Some(Ok(st)) => ok(vec![
+                    ("scanned", st.scanned.to_string()),
+                    ("deleted", st.deleted.to_string()),
+                    ("rebalanced", st.rebalanced.to_string()),
+                    ("interrupted", (st.interrupted as u8).to_string()),
+                ]),
+                Some(Err(e)) => engine_error(&e),
+                None => gone(),
+            }
+        }
         ("snap-list", []) => match h.with(|fs| fs.snapshots()) {
             Some(Ok(list)) => {
                 let mut kv = vec![("pfs", "0".to_string())];

@@ -8,8 +8,9 @@ use crate::cmd_snapshot::Kind as SnapKind;
 use crate::cmd_stats::Kind;
 use crate::common::Opts;
 use crate::{
-    cmd_blockmap, cmd_checkmap, cmd_config, cmd_flags, cmd_history, cmd_info, cmd_namekey, cmd_prune, cmd_reblock, cmd_show,
-    cmd_show_undo, cmd_snapshot, cmd_stats, cmd_synctid, cmd_version, CliError,
+    cmd_blockmap, cmd_checkmap, cmd_cleanup, cmd_config, cmd_flags, cmd_history, cmd_info,
+    cmd_namekey, cmd_prune, cmd_reblock, cmd_show, cmd_show_undo, cmd_snapshot, cmd_stats,
+    cmd_synctid, cmd_version, CliError,
 };
 use std::io::Write;
 
@@ -100,7 +101,8 @@ pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Wri
                 'c' => opts.cyclefile = optarg,
                 'F' => opts.force = true,
                 't' => match optarg.as_deref().map(str::parse::<u64>) {
-                    Some(Ok(n)) => opts.timeout = Some(n),
+                    // 0 means no limit, as alarm(0) does.
+                    Some(Ok(n)) => opts.timeout = (n > 0).then_some(n),
                     _ => return usage(err, 1),
                 },
                 'y' => opts.yes = true,
@@ -150,6 +152,9 @@ pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Wri
         "config" => return cmd_config::config(rest, out, err),
         "viconfig" => return cmd_config::viconfig(rest, out, err),
         r if r.starts_with("reblock") => return cmd_reblock::run(&opts, r, rest, out, err),
+        "rebalance" => return cmd_reblock::rebalance(&opts, rest, out, err),
+        "cleanup" => return cmd_cleanup::run(&opts, rest, out, err),
+        "abort-cleanup" => return cmd_cleanup::abort(out),
         "chflags" => return cmd_flags::chflags(rest, err),
         "lsflags" => return cmd_flags::lsflags(rest, out, err),
         "bstats" => return cmd_stats::run(Kind::Btree, rest, out, None),

@@ -6,6 +6,7 @@
 
 pub mod cmd_blockmap;
 pub mod cmd_checkmap;
+pub mod cmd_cleanup;
 pub mod cmd_config;
 pub mod cmd_flags;
 pub mod cmd_history;

@@ -6,8 +6,9 @@
 //! (contents of every file), no deleted record may survive unless a kept
 //! point sees it (versions between kept points are gone), space must have
 //! come back, and the volume must pass checkmap and the B-tree checks.
-//! Then a reblock that moves every record's data must leave every kept
-//! view unchanged again, and the volume clean.
+//! Then a reblock that moves every record's data and a rebalance that
+//! packs the leaves must each leave every kept view unchanged again, and
+//! the volume clean.
 
 mod support;
 
@@ -185,7 +186,11 @@ fn run(seed: u64) {
         fs.statfs().1
     );
     for (t, v) in &views {
-        assert_eq!(&dump(&fs, *t), v, "view as of kept TID {t:#x} changed after reopen");
+        assert_eq!(
+            &dump(&fs, *t),
+            v,
+            "view as of kept TID {t:#x} changed after reopen"
+        );
     }
 
     // Reblock (recopy: everything moves): every kept view stays the same.
@@ -198,11 +203,41 @@ fn run(seed: u64) {
         deadline: None,
     };
     let rs = fs.reblock(&opts, &mut |_, _| {}).unwrap();
-    assert!(rs.data_moves > 0 && rs.data_moves == rs.data_count, "{rs:?}");
+    assert!(
+        rs.data_moves > 0 && rs.data_moves == rs.data_count,
+        "{rs:?}"
+    );
     for (t, v) in &views {
-        assert_eq!(&dump(&fs, *t), v, "view as of kept TID {t:#x} changed by reblock");
+        assert_eq!(
+            &dump(&fs, *t),
+            v,
+            "view as of kept TID {t:#x} changed by reblock"
+        );
     }
-    assert_eq!(dump(&fs, HAMMER_MAX_TID), now, "current state changed by reblock");
+    assert_eq!(
+        dump(&fs, HAMMER_MAX_TID),
+        now,
+        "current state changed by reblock"
+    );
+
+    // Rebalance packs the leaves pruning left sparse; views stay the same.
+    let inodes_before = fs.volumes().header().vol0_stat_inodes;
+    let rb = fs.rebalance(52, None).unwrap();
+    eprintln!("rebalance: {rb:?}");
+    assert!(rb.scanned > 0);
+    for (t, v) in &views {
+        assert_eq!(
+            &dump(&fs, *t),
+            v,
+            "view as of kept TID {t:#x} changed by rebalance"
+        );
+    }
+    assert_eq!(
+        dump(&fs, HAMMER_MAX_TID),
+        now,
+        "current state changed by rebalance"
+    );
+    assert_eq!(fs.volumes().header().vol0_stat_inodes, inodes_before);
     drop(fs);
     let mut set = VolumeSet::open_paths(&paths, &OpenOptions::default()).unwrap();
     let report = hammer_cli::cmd_checkmap::collect(&set).unwrap();

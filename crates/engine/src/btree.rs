@@ -721,6 +721,119 @@ impl<'s, S: NodeStore> BTree<'s, S> {
         self.store.write(parent_off, &p)
     }
 
+    /// The internal nodes whose children are leaves, in key order (what
+    /// rebalancing works on), and the number of nodes visited.
+    pub fn leaf_parents(&self) -> Result<(Vec<u64>, u64)> {
+        let mut out = Vec::new();
+        let mut visited = 0u64;
+        let mut stack = vec![(self.root, 0usize)];
+        while let Some((off, depth)) = stack.pop() {
+            if depth > MAX_DEPTH {
+                return Err(Error::corrupt("btree", "tree too deep", off));
+            }
+            visited += 1;
+            let n = self.read(off)?;
+            if n.type_ != HAMMER_BTREE_TYPE_INTERNAL {
+                continue;
+            }
+            let count = (n.count.max(0) as usize).min(HAMMER_BTREE_INT_ELMS);
+            if count > 0 && n.elms[0].base.btype == HAMMER_BTREE_TYPE_LEAF {
+                out.push(off);
+                visited += count as u64;
+                continue;
+            }
+            for i in (0..count).rev() {
+                stack.push((n.elms[i].internal().subtree_offset, depth + 1));
+            }
+        }
+        out.reverse();
+        Ok((out, visited))
+    }
+
+    /// Packs the leaf children of internal node `parent_off` so each holds
+    /// about the same number of records and, when they are emptier than
+    /// `saturation` on average, into fewer leaves (emptied ones are
+    /// freed) — DragonFly's rebalance at the leaf level. Records keep their
+    /// order; only node boundaries move, so every search gives the same
+    /// answer. Returns (nodes rewritten, nodes freed).
+    pub fn rebalance_leaves(&mut self, parent_off: u64, saturation: usize) -> Result<(u64, u64)> {
+        let sat = saturation.clamp(1, HAMMER_BTREE_LEAF_ELMS);
+        let mut p = self.read(parent_off)?;
+        let n = p.count.max(0) as usize;
+        if n < 2 || n > HAMMER_BTREE_INT_ELMS {
+            return Ok((0, 0));
+        }
+        let mut kids = Vec::with_capacity(n);
+        let mut elms = Vec::new();
+        for i in 0..n {
+            let off = p.elms[i].internal().subtree_offset;
+            let c = self.read(off)?;
+            if c.type_ != HAMMER_BTREE_TYPE_LEAF {
+                return Ok((0, 0));
+            }
+            let cnt = (c.count.max(0) as usize).min(HAMMER_BTREE_LEAF_ELMS);
+            elms.extend_from_slice(&c.elms[..cnt]);
+            kids.push(off);
+        }
+        let total = elms.len();
+        if total == 0 {
+            return Ok((0, 0));
+        }
+        let want = total.div_ceil(sat).max(1);
+        if want >= n {
+            return Ok((0, 0));
+        }
+        let per = total.div_ceil(want);
+        let right_bound = p.elms[n].base;
+        let mut at = 0;
+        for (j, &off) in kids.iter().enumerate().take(want) {
+            let take = per.min(total - at);
+            let chunk = &elms[at..at + take];
+            let mut leaf = HammerNodeOndisk {
+                type_: HAMMER_BTREE_TYPE_LEAF,
+                parent: parent_off,
+                count: take as i32,
+                ..Default::default()
+            };
+            leaf.elms[..take].copy_from_slice(chunk);
+            leaf.mirror_tid = chunk
+                .iter()
+                .map(|e| e.base.create_tid.max(e.base.delete_tid))
+                .max()
+                .unwrap_or(0);
+            self.store.write(off, &leaf)?;
+            let left = if j == 0 {
+                p.elms[0].base
+            } else {
+                separator(&elms[at - 1].base, &elms[at].base)
+            };
+            p.elms[j] = HammerBtreeLeafElm::from_internal(HammerBtreeInternalElm {
+                base: HammerBaseElm {
+                    btype: HAMMER_BTREE_TYPE_LEAF,
+                    obj_type: 0,
+                    ..left
+                },
+                mirror_tid: leaf.mirror_tid,
+                subtree_offset: off,
+                ..Default::default()
+            });
+            at += take;
+        }
+        p.elms[want] = HammerBtreeLeafElm {
+            base: right_bound,
+            ..Default::default()
+        };
+        for e in &mut p.elms[want + 1..=n] {
+            *e = HammerBtreeLeafElm::default();
+        }
+        p.count = want as i32;
+        self.store.write(parent_off, &p)?;
+        for &off in &kids[want..] {
+            self.store.free(off)?;
+        }
+        Ok((want as u64 + 1, (n - want) as u64))
+    }
+
     /// Checks the structural invariants of the whole tree: key order, node
     /// bounds, parent pointers, mirror_tid, counts. Returns the number of
     /// records.

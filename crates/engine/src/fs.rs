@@ -18,10 +18,12 @@ mod history;
 mod meta;
 pub use history::HistoryReply;
 mod prune;
+mod rebalance;
 mod reblock;
-pub use reblock::{ReblockOpts, ReblockStats};
 pub use meta::{Snapshot, CONFIG_TEXT_MAX, SNAPSHOT_LABEL_MAX};
 pub use prune::{judge, PruneElm, PruneLimits, PruneOutcome, PruneStats, Verdict};
+pub use rebalance::RebalanceStats;
+pub use reblock::{ReblockOpts, ReblockStats};
 
 use crate::btree::{record_range, BTree};
 use crate::error::{Error, FsError, Result};
