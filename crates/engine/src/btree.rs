@@ -721,6 +721,58 @@ impl<'s, S: NodeStore> BTree<'s, S> {
         self.store.write(parent_off, &p)
     }
 
+    /// Every node of the tree, parents before children.
+    pub fn all_nodes(&self) -> Result<Vec<u64>> {
+        let mut out = Vec::new();
+        let mut stack = vec![(self.root, 0usize)];
+        while let Some((off, depth)) = stack.pop() {
+            if depth > MAX_DEPTH {
+                return Err(Error::corrupt("btree", "tree too deep", off));
+            }
+            out.push(off);
+            let n = self.read(off)?;
+            if n.type_ == HAMMER_BTREE_TYPE_INTERNAL {
+                let count = (n.count.max(0) as usize).min(HAMMER_BTREE_INT_ELMS);
+                for i in (0..count).rev() {
+                    stack.push((n.elms[i].internal().subtree_offset, depth + 1));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves node `off` to a freshly allocated node (reblocking): its
+    /// parent's element (or the tree's root, which the caller must then
+    /// record in the volume header) and its children's parent pointers
+    /// follow; the old node is freed. Returns the new address.
+    pub fn relocate(&mut self, off: u64) -> Result<u64> {
+        let n = self.read(off)?;
+        let new = self.store.alloc()?;
+        self.store.write(new, &n)?;
+        if off == self.root {
+            self.root = new;
+        } else {
+            let parent = n.parent;
+            let mut p = self.read(parent)?;
+            let count = (p.count.max(0) as usize).min(HAMMER_BTREE_INT_ELMS);
+            let Some(i) = (0..count).find(|&i| p.elms[i].internal().subtree_offset == off) else {
+                return Err(Error::corrupt("btree", "node missing from its parent", off));
+            };
+            let mut ie = p.elms[i].internal();
+            ie.subtree_offset = new;
+            p.elms[i] = HammerBtreeLeafElm::from_internal(ie);
+            self.store.write(parent, &p)?;
+        }
+        self.reparent_children(&n, new)?;
+        self.store.free(off)?;
+        Ok(new)
+    }
+
+    /// The root's address (it changes when the root is relocated).
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
     /// The internal nodes whose children are leaves, in key order (what
     /// rebalancing works on), and the number of nodes visited.
     pub fn leaf_parents(&self) -> Result<(Vec<u64>, u64)> {

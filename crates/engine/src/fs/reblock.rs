@@ -8,8 +8,9 @@
 //! everything moves. A move allocates in the same zone, copies, repoints
 //! the leaf (same key, same TIDs: every view of history is unchanged) and
 //! frees the old copy, which the allocator reuses only once the flush is
-//! final. B-tree nodes are counted, not moved (node relocation is not
-//! implemented yet).
+//! final. B-tree nodes move the same way (`BTree::relocate`: the parent's
+//! element or the header's root pointer and the children's parent
+//! pointers follow).
 
 use super::Fs;
 use crate::btree::BTree;
@@ -87,7 +88,7 @@ impl Fs {
             })
         })?;
         if o.btree {
-            st.btree_count = self.node_count()?;
+            self.reblock_nodes(o, &mut st)?;
         }
         let total = work.len() as u64;
         for (i, e) in work.into_iter().enumerate() {
@@ -129,22 +130,41 @@ impl Fs {
         Ok(st)
     }
 
-    /// B-tree nodes reachable from the root.
-    fn node_count(&self) -> Result<u64> {
-        let mut n = 0u64;
-        let mut stack = vec![self.root()];
-        while let Some(off) = stack.pop() {
-            n += 1;
-            let node = self.set.read_node(off)?;
-            if node.type_ == HAMMER_BTREE_TYPE_INTERNAL {
-                for i in 0..node.count.max(0) as usize {
-                    stack.push(node.elms[i].internal().subtree_offset);
-                }
-            }
-            if n > 1 << 32 {
+    /// Moves B-tree nodes out of sparse big-blocks (the same test as
+    /// record data), parents first; a moved root is recorded in the
+    /// volume header, which the flush writes with UNDO like any change.
+    fn reblock_nodes(&mut self, o: &ReblockOpts, st: &mut ReblockStats) -> Result<()> {
+        let nodes = {
+            let mut store = crate::store::ReadOnlyStore(&self.set);
+            BTree::new(&mut store, self.root()).all_nodes()?
+        };
+        for off in nodes {
+            if matches!(o.deadline, Some(d) if std::time::Instant::now() >= d) {
+                st.interrupted = true;
                 break;
             }
+            st.btree_count += 1;
+            let Some((l2, ..)) = self.set.layer2(off)? else {
+                continue;
+            };
+            let filling = self.set.header().vol0_blockmap[HAMMER_ZONE_BTREE_INDEX as usize]
+                .next_offset
+                & !HAMMER_BIGBLOCK_MASK
+                == off & !HAMMER_BIGBLOCK_MASK;
+            if (l2.bytes_free.max(0) as u64) < o.free_level || (filling && o.free_level != 0) {
+                continue;
+            }
+            let _ = self.tid();
+            let root = self.root();
+            let mut t = BTree::new(&mut self.set, root);
+            t.relocate(off)?;
+            let new_root = t.root();
+            if new_root != root {
+                self.set.header_mut().vol0_btree_root = new_root;
+            }
+            st.btree_moves += 1;
+            self.maybe_sync()?;
         }
-        Ok(n)
+        Ok(())
     }
 }
