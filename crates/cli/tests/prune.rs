@@ -203,8 +203,14 @@ fn run(seed: u64) {
         deadline: None,
     };
     let rs = fs.reblock(&opts, &mut |_, _| {}).unwrap();
-    assert!(rs.data_moves > 0 && rs.data_moves == rs.data_count, "{rs:?}");
-    assert!(rs.btree_moves > 0 && rs.btree_moves == rs.btree_count, "{rs:?}");
+    assert!(
+        rs.data_moves > 0 && rs.data_moves == rs.data_count,
+        "{rs:?}"
+    );
+    assert!(
+        rs.btree_moves > 0 && rs.btree_moves == rs.btree_count,
+        "{rs:?}"
+    );
     for (t, v) in &views {
         assert_eq!(
             &dump(&fs, *t),
