@@ -7,7 +7,7 @@
 #
 #   bench/run.sh                         # full sizes (1M records, 1 GiB write, 1 GiB tree)
 #   HAMMERFS_BENCH_SCALE=0.05 bench/run.sh   # quick run, under a minute after the build
-#   bench/run.sh btree                   # only some: btree, seqwrite, import
+#   bench/run.sh btree                   # only some: btree, seqwrite, import, history
 #
 # Other knobs: HAMMERFS_BENCH_DIR (scratch directory, default
 # target/bench-tmp, must be on the disk you want to measure),
@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export HAMMERFS_BENCH_SCALE=${HAMMERFS_BENCH_SCALE:-1}
 benches=("$@")
-[ ${#benches[@]} -eq 0 ] && benches=(btree seqwrite import)
+[ ${#benches[@]} -eq 0 ] && benches=(btree seqwrite import history)
 
 cargo build --release -p hammer-cli
 cargo bench -p hammer-bench --no-run

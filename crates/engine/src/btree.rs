@@ -326,19 +326,59 @@ impl<'s, S: NodeStore> BTree<'s, S> {
             create_tid: 1,
             ..Default::default()
         };
-        let to = HammerBaseElm {
-            create_tid: 0,
+        // A key's versions have disjoint lifetimes ordered by create_tid,
+        // so only the newest one created by `asof` can be visible: seek to
+        // it directly (O(log n), however many versions the key has).
+        let bound = HammerBaseElm {
+            create_tid: if asof == HAMMER_MAX_TID { 0 } else { asof + 1 },
             ..from
         };
-        // Versions come oldest first: the last visible one wins.
-        let mut found = None;
-        self.scan(&from, &to, &mut |e| {
-            if visible_at(e.base.create_tid, e.base.delete_tid, asof) {
-                found = Some(*e);
+        let Some(e) = self.last_before(self.root, &bound, 0)? else {
+            return Ok(None);
+        };
+        let b = &e.base;
+        if (b.localization, b.obj_id, b.rec_type, b.key) != (lo, obj_id, rec_type, key) {
+            return Ok(None);
+        }
+        Ok(visible_at(b.create_tid, b.delete_tid, asof).then_some(e))
+    }
+
+    /// The last leaf element ordered before `bound` in the subtree at `off`.
+    fn last_before(
+        &self,
+        off: u64,
+        bound: &HammerBaseElm,
+        depth: usize,
+    ) -> Result<Option<HammerBtreeLeafElm>> {
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt(
+                "btree",
+                "tree deeper than any valid tree (cycle?)",
+                off,
+            ));
+        }
+        let step = self.with(off, |n| {
+            if n.type_ == HAMMER_BTREE_TYPE_LEAF {
+                let i = leaf_lower_bound(n, bound);
+                Err((i > 0).then(|| n.elms[i - 1]))
+            } else {
+                Ok(child_index(n, bound))
             }
-            ControlFlow::Continue(())
         })?;
-        Ok(found)
+        match step {
+            Err(found) => Ok(found),
+            Ok(c) => {
+                // The child holding `bound` first; earlier children lie
+                // wholly before it (only empty ones make us go further).
+                for j in (0..=c).rev() {
+                    let k = self.with(off, |n| n.elms[j].internal().subtree_offset)?;
+                    if let Some(e) = self.last_before(k, bound, depth + 1)? {
+                        return Ok(Some(e));
+                    }
+                }
+                Ok(None)
+            }
+        }
     }
 
     /// Finds the leaf holding exactly `k` (create_tid included).
