@@ -339,7 +339,7 @@ fn main() {
         human(rate(rs.data_count, tr))
     );
     let t = Instant::now();
-    let rb = fs.rebalance(52, None).unwrap();
+    let rb = fs.rebalance(52, None, &mut |_, _| {}).unwrap();
     println!("rebalance: {rb:?} in {:.2?}", t.elapsed());
     for (m, v, r) in [
         ("prune-everything records/s", st.scanned, tp),

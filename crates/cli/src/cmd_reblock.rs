@@ -7,8 +7,8 @@
 //! the moved/checked counts. B-tree nodes are counted but not moved yet.
 //! `recopy` (a cleanup directive) is reblock at 100%.
 
-use crate::common::Opts;
-use crate::control::{errtext, request, resolve};
+use crate::common::{Opts, Progress};
+use crate::control::{errtext, request_progress, resolve};
 use std::io::Write;
 
 const USAGE: &str = "hammer reblock <filesystem> [fill_percentage]\n\
@@ -66,9 +66,11 @@ pub fn run(
     if let Some(t) = opts.timeout {
         line.push_str(&format!(" deadline={t}"));
     }
+    let mut progress = Progress::new("reblock");
     let r = resolve(fs)
         .map_err(|(_, e)| e)
-        .and_then(|t| request(&t.socket, &line));
+        .and_then(|t| request_progress(&t.socket, &line, &mut |d, n| progress.update(d, n)));
+    progress.done();
     let n = |r: &crate::control::Reply, k: &str| r.num(k).unwrap_or(0);
     let (bm, bc, dm, dc, ym, yc) = match &r {
         Ok(r) => {
@@ -132,9 +134,11 @@ pub fn rebalance(opts: &Opts, args: &[String], out: &mut dyn Write, err: &mut dy
     if let Some(t) = opts.timeout {
         line.push_str(&format!(" deadline={t}"));
     }
+    let mut progress = Progress::new("rebalance");
     let r = resolve(fs)
         .map_err(|(_, e)| e)
-        .and_then(|t| request(&t.socket, &line));
+        .and_then(|t| request_progress(&t.socket, &line, &mut |d, n| progress.update(d, n)));
+    progress.done();
     let n = |r: &crate::control::Reply, k: &str| r.num(k).unwrap_or(0);
     let (sc, de, rb) = match &r {
         Ok(r) => {

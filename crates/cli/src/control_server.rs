@@ -218,8 +218,8 @@ fn serve_one(mut s: UnixStream, h: &FsHandle, mount_point: &Path, owner: u32, al
                 None => error_reply(libc::EINVAL, "empty request"),
                 Some(_) if !allow_other && !privileged => error_reply(libc::EACCES, ""),
                 Some(d) if needs_root(d) && !privileged => error_reply(libc::EPERM, ""),
-                Some(&"prune") => {
-                    // Progress frames while the prune runs, then the reply.
+                Some(d) => {
+                    // Long directives send progress frames before the reply.
                     let mut last = std::time::Instant::now();
                     let mut progress = |done: u64, total: u64| {
                         if last.elapsed() >= Duration::from_millis(200) {
@@ -228,9 +228,12 @@ fn serve_one(mut s: UnixStream, h: &FsHandle, mount_point: &Path, owner: u32, al
                             let _ = write_reply(&mut s, &f);
                         }
                     };
-                    prune(&words[1..], h, &mut progress)
+                    if *d == "prune" {
+                        prune(&words[1..], h, &mut progress)
+                    } else {
+                        handle(d, &words[1..], h, mount_point, &mut progress)
+                    }
                 }
-                Some(d) => handle(d, &words[1..], h, mount_point),
             }
         }
     };
@@ -243,7 +246,13 @@ fn ok(kv: Vec<(&str, String)>) -> Reply {
     Reply(r)
 }
 
-fn handle(directive: &str, args: &[&str], h: &FsHandle, mount_point: &Path) -> Reply {
+fn handle(
+    directive: &str,
+    args: &[&str],
+    h: &FsHandle,
+    mount_point: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Reply {
     let gone = || error_reply(libc::ENOTTY, "filesystem unmounted");
     match (directive, args) {
         ("synctid", []) | ("synctid", ["quick"]) => match h.sync() {
@@ -318,7 +327,7 @@ fn handle(directive: &str, args: &[&str], h: &FsHandle, mount_point: &Path) -> R
                 free_level,
                 deadline,
             };
-            match h.with(|fs| fs.reblock(&o, &mut |_, _| {})) {
+            match h.with(|fs| fs.reblock(&o, progress)) {
                 Some(Ok(st)) => ok(vec![
                     ("btree_moves", st.btree_moves.to_string()),
                     ("btree_count", st.btree_count.to_string()),
@@ -340,7 +349,7 @@ fn handle(directive: &str, args: &[&str], h: &FsHandle, mount_point: &Path) -> R
                 .iter()
                 .find_map(|a| a.strip_prefix("deadline=").and_then(num))
                 .map(|s| std::time::Instant::now() + Duration::from_secs(s));
-            match h.with(|fs| fs.rebalance(sat as usize, deadline)) {
+            match h.with(|fs| fs.rebalance(sat as usize, deadline, progress)) {
                 Some(Ok(st)) => ok(vec![
                     ("scanned", st.scanned.to_string()),
                     ("deleted", st.deleted.to_string()),

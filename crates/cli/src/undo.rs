@@ -143,7 +143,14 @@ fn generate(c: &mut Ctx, path: &str, ts1: (u64, u32), ts2: (u64, u32), idx: usiz
     let p1 = ipath(path, ts1.0);
     let p2 = ipath(path, ts2.0);
     let exists = |p: &str| std::fs::symlink_metadata(p).is_ok();
-    if !exists(&p1) && !exists(&p2) {
+    // Reading the version first answers "does it exist" for the common
+    // case in one lookup instead of two (each is a FUSE round trip).
+    let content = if c.typ == Type::File {
+        std::fs::read(&p1).ok()
+    } else {
+        None
+    };
+    if content.is_none() && !exists(&p1) && !exists(&p2) {
         if idx == 0 || c.verbose {
             let _ = writeln!(c.err, "Unable to access either {p1} or {p2}");
         }
@@ -187,7 +194,7 @@ fn generate(c: &mut Ctx, path: &str, ts1: (u64, u32), ts2: (u64, u32), idx: usiz
     let mut sink: Vec<u8> = Vec::new();
     match c.typ {
         Type::File => {
-            if let Ok(b) = std::fs::read(&p1) {
+            if let Some(b) = content {
                 sink = b;
             }
         }

@@ -620,13 +620,22 @@ fn undo_sessions() {
         ],
     );
     let l: Vec<&str> = diff.lines().collect();
-    assert_eq!(l[0], format!("diff -N -r -u {} {} (to {d3})", p(t1), p(t3)));
+    // A TID given with -t carries no time: the date is the epoch's, as
+    // DragonFly's undo prints it.
+    let epoch = dmy_of(0);
+    assert_eq!(
+        l[0],
+        format!("diff -N -r -u {} {} (to {epoch})", p(t1), p(t3))
+    );
     assert_eq!(
         l[3..],
         ["@@ -1 +1,3 @@", " luka", "+lukaluka", "+lukalukaluka"],
         "{diff}"
     );
 
+    // The files undo made above are committed first (the case with them
+    // unsynced is `uncommitted_tids_in_history_and_paths`).
+    synctid(d);
     // Removed and synced: the versions are still found through the
     // directory's history. (The removal's TID is not listed: neither the
     // file as of it nor the file now exists, and undo(1) skips such a
@@ -640,7 +649,7 @@ fn undo_sessions() {
     assert_eq!(undo(d, &["-i", "luka.txt"]), listing);
     assert_eq!(
         undo(d, &["-t", &format!("0x{t2:016x}"), "luka.txt"]),
-        format!("\n>>> luka.txt 0000 0x{t2:016x} {d2}\n\n{c2}")
+        format!("\n>>> luka.txt 0000 0x{t2:016x} {epoch}\n\n{c2}")
     );
     // Made again (a new inode at the name): the removal shows as
     // `file-deleted`, the new file's first version as `inode-change`.
@@ -1155,4 +1164,104 @@ fn nohistory_flag() {
 
     m.unmount();
     checkmap(&v.img);
+}
+
+/// Regression test for two bugs found while writing these tests (both
+/// about TIDs no flush has committed yet):
+///
+/// 1. the directory history that undo(1) walks reported, for an entry not
+///    yet flushed, a TID no flush had committed; now history replies hold
+///    committed TIDs only, as the kernel's HAMMERIOC_GETHISTORY (which
+///    reads the media) does;
+/// 2. `name@@0x<T>` looked up before T was committed answered with the
+///    in-memory state and the kernel cached it, so after the flush that
+///    removed `name` at T, `stat name@@0x<T>` still succeeded; now such a
+///    view reads the newest committed state and is never cached (TTL 0)
+///    until T is committed.
+///
+/// Together they made `undo -i` list a removal's TID without
+/// `file-deleted` after an earlier undo ran with unsynced entries.
+#[test]
+fn uncommitted_tids_in_history_and_paths() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !fuse_ok("uncommitted_tids_in_history_and_paths") {
+        return;
+    }
+    let v = volume();
+    let m = mount(&v, OPTS);
+    let d = v.mnt.as_path();
+    let mut failures = Vec::new();
+
+    // 1.
+    fs::write(d.join("luka.txt"), "luka\n").unwrap();
+    let t1 = synctid(d);
+    fs::write(d.join("a"), "").unwrap(); // not synced
+    let root = d.to_string_lossy().into_owned();
+    let mut dir_tids = Vec::new();
+    let (mut key, mut nxt) = (0i64, i64::MAX);
+    loop {
+        let r = hammer_cli::cmd_history::query(&root, Some((key, nxt)), 1, u64::MAX).unwrap();
+        dir_tids.extend(
+            hammer_cli::cmd_history::entries(&r)
+                .into_iter()
+                .map(|e| e.0),
+        );
+        if r.get("eof") == Some("1") || r.get("next_key") != Some("1") {
+            break;
+        }
+        let n = r.num("nxt_key").unwrap_or(i64::MAX);
+        if n <= key {
+            break;
+        }
+        (key, nxt) = (n, i64::MAX);
+    }
+    if dir_tids.iter().any(|&t| t > t1) {
+        failures.push(format!(
+            "BUG 1: directory history {:?} has TIDs past the last \
+             committed {t1:#x}",
+            dir_tids
+                .iter()
+                .map(|t| format!("{t:#x}"))
+                .collect::<Vec<_>>()
+        ));
+    }
+
+    // 2, with the stat the kernel caches.
+    let t2 = synctid(d);
+    let probes: Vec<u64> = (1..=4).map(|i| t2 + i).collect();
+    for t in &probes {
+        assert!(fs::symlink_metadata(d.join(format!("luka.txt@@0x{t:016x}"))).is_ok());
+    }
+    fs::remove_file(d.join("luka.txt")).unwrap();
+    let t3 = synctid(d);
+    assert!(probes.contains(&t3), "{t3:#x} not among {probes:x?}");
+    let p = d.join(format!("luka.txt@@0x{t3:016x}"));
+    if let Ok(md) = fs::symlink_metadata(&p) {
+        failures.push(format!(
+            "BUG 2: {p:?} stats as a {}-byte file (read: {:?}), though \
+             luka.txt was removed at that TID",
+            md.len(),
+            fs::read_to_string(&p).map_err(|e| e.to_string())
+        ));
+    }
+
+    // The symptom in undo(1).
+    fs::write(d.join("k"), "luka\n").unwrap();
+    let k1 = synctid(d);
+    fs::write(d.join("b"), "").unwrap(); // not synced
+    let _ = undo(d, &["-i", "k"]);
+    fs::remove_file(d.join("k")).unwrap();
+    let k2 = synctid(d);
+    let out = undo(d, &["-i", "k"]);
+    let d1 = history(d, &format!("k@@0x{k1:016x}")).date_of(k1);
+    let want = format!("k: ITERATE ENTIRE HISTORY\n\t0x{k1:016x} {d1}\n");
+    if out != want {
+        failures.push(format!(
+            "undo -i after the removal at {k2:#x}:\n{out}expected:\n{want}"
+        ));
+    }
+
+    m.unmount();
+    checkmap(&v.img);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -79,7 +79,7 @@ fn maintenance(dev: Arc<dyn Device>, kept: &[u64]) -> hammer_engine::Result<()> 
         deadline: None,
     };
     fs.reblock(&all, &mut |_, _| {})?;
-    fs.rebalance(52, None)?;
+    fs.rebalance(52, None, &mut |_, _| {})?;
     Ok(())
 }
 

@@ -226,7 +226,7 @@ fn run(seed: u64) {
 
     // Rebalance packs the leaves pruning left sparse; views stay the same.
     let inodes_before = fs.volumes().header().vol0_stat_inodes;
-    let rb = fs.rebalance(52, None).unwrap();
+    let rb = fs.rebalance(52, None, &mut |_, _| {}).unwrap();
     eprintln!("rebalance: {rb:?}");
     assert!(rb.scanned > 0);
     for (t, v) in &views {

@@ -262,19 +262,62 @@ impl<'s, S: NodeStore> BTree<'s, S> {
     }
 
     /// The leaf elements in `[from, to)` visible as of `asof`, in key order.
+    /// Elements are read in order, but a key met with many versions (a
+    /// file block rewritten thousands of times) is resolved by one seek to
+    /// its version as of `asof` and the scan resumes after it, so the cost
+    /// does not grow with a key's history.
     pub fn visible(
         &self,
         from: &HammerBaseElm,
         to: &HammerBaseElm,
         asof: u64,
     ) -> Result<Vec<HammerBtreeLeafElm>> {
+        const RUN: usize = 16;
+        type Prefix = (u32, i64, u16, i64);
+        let prefix =
+            |b: &HammerBaseElm| -> Prefix { (b.localization, b.obj_id, b.rec_type, b.key) };
         let mut v = Vec::new();
-        self.scan(from, to, &mut |e| {
-            if visible_at(e.base.create_tid, e.base.delete_tid, asof) {
-                v.push(*e);
+        let mut start = *from;
+        loop {
+            let mut run: Option<(Prefix, usize)> = None;
+            let mut jump = None;
+            self.scan(&start, to, &mut |e| {
+                let p = prefix(&e.base);
+                run = match run {
+                    Some((q, n)) if q == p => Some((q, n + 1)),
+                    _ => Some((p, 1)),
+                };
+                if matches!(run, Some((_, n)) if n > RUN) {
+                    jump = Some(p);
+                    return ControlFlow::Break(());
+                }
+                if visible_at(e.base.create_tid, e.base.delete_tid, asof) {
+                    v.push(*e);
+                }
+                ControlFlow::Continue(())
+            })?;
+            let Some(p) = jump else { break };
+            while v.last().is_some_and(|e| prefix(&e.base) == p) {
+                v.pop();
             }
-            ControlFlow::Continue(())
-        })?;
+            if let Some(e) = self.lookup(p.0, p.1, p.2, p.3, asof)? {
+                if btree_cmp(&e.base, from) >= 0 && btree_cmp(&e.base, to) < 0 {
+                    v.push(e);
+                }
+            }
+            // create_tid 0 sorts after every version: resume at the next key.
+            start = HammerBaseElm {
+                localization: p.0,
+                obj_id: p.1,
+                rec_type: p.2,
+                key: p.3,
+                create_tid: 0,
+                ..Default::default()
+            };
+            if btree_cmp(&start, to) >= 0 {
+                break;
+            }
+        }
         Ok(v)
     }
 

@@ -299,6 +299,24 @@ impl Fs {
         t
     }
 
+    /// The TID a read as of `asof` really uses: a TID no flush has
+    /// committed yet (the current transaction's, or later) sees the newest
+    /// committed state, as on DragonFly, never changes still in memory —
+    /// those may yet be undone within the transaction.
+    pub fn view(&self, asof: u64) -> u64 {
+        if asof != HAMMER_MAX_TID && asof > self.last_tid() {
+            self.last_tid()
+        } else {
+            asof
+        }
+    }
+
+    /// Whether a view as of `asof` may still change (a TID not committed
+    /// yet): the FUSE layer does not let the kernel cache such answers.
+    pub fn view_unsettled(&self, asof: u64) -> bool {
+        asof != HAMMER_MAX_TID && asof > self.last_tid()
+    }
+
     /// The highest TID that is durable (what as-of reads of "now" see after
     /// a sync).
     pub fn last_tid(&self) -> u64 {
@@ -329,6 +347,7 @@ impl Fs {
     }
 
     pub fn getattr(&self, ino: i64, asof: u64) -> Result<Attr> {
+        let asof = self.view(asof);
         let d = self.inode(ino, asof)?;
         Ok(Attr {
             ino,
@@ -348,6 +367,7 @@ impl Fs {
     }
 
     pub fn readdir(&self, dir: i64, asof: u64) -> Result<Vec<DirEntry>> {
+        let asof = self.view(asof);
         let d = self.inode(dir, asof)?;
         if d.obj_type != HAMMER_OBJTYPE_DIRECTORY {
             return Err(FsError::NotDir.into());
@@ -371,6 +391,7 @@ impl Fs {
     }
 
     pub fn lookup(&self, dir: i64, name: &[u8], asof: u64) -> Result<Option<DirEntry>> {
+        let asof = self.view(asof);
         let d = self.inode(dir, asof)?;
         if d.obj_type != HAMMER_OBJTYPE_DIRECTORY {
             return Err(FsError::NotDir.into());
@@ -380,6 +401,7 @@ impl Fs {
 
     /// Reads up to `len` bytes at `off` as of `asof`.
     pub fn read(&self, ino: i64, off: u64, len: usize, asof: u64) -> Result<Vec<u8>> {
+        let asof = self.view(asof);
         let d = self.inode(ino, asof)?;
         match d.obj_type {
             HAMMER_OBJTYPE_REGFILE | HAMMER_OBJTYPE_DBFILE => {}
@@ -434,6 +456,7 @@ impl Fs {
     }
 
     pub fn readlink(&self, ino: i64, asof: u64) -> Result<Vec<u8>> {
+        let asof = self.view(asof);
         let d = self.inode(ino, asof)?;
         if d.obj_type != HAMMER_OBJTYPE_SOFTLINK {
             return Err(FsError::Invalid.into());

@@ -190,10 +190,20 @@ impl HammerFuse {
         Ok(file_attr(ino, &a, nlink))
     }
 
+    /// How long the kernel may keep an answer about `node`: not at all for
+    /// a view as of a TID not committed yet (it changes at the next flush).
+    fn ttl(fs: &Fs, node: Node) -> Duration {
+        if fs.view_unsettled(node.asof) {
+            Duration::ZERO
+        } else {
+            TTL
+        }
+    }
+
     /// The entry reply for a node (a lookup reference is taken).
     fn entry(&self, node: Node, reply: ReplyEntry) {
-        match self.with_fs(|fs| self.attr_for(fs, node, true)) {
-            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+        match self.with_fs(|fs| Ok((self.attr_for(fs, node, true)?, Self::ttl(fs, node)))) {
+            Ok((a, ttl)) => reply.entry(&ttl, &a, Generation(0)),
             Err(e) => reply.error(e),
         }
     }
@@ -339,11 +349,11 @@ impl Filesystem for HammerFuse {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let r = self
-            .node(ino)
-            .and_then(|node| self.with_fs(|fs| self.attr_for(fs, node, false)));
+        let r = self.node(ino).and_then(|node| {
+            self.with_fs(|fs| Ok((self.attr_for(fs, node, false)?, Self::ttl(fs, node))))
+        });
         match r {
-            Ok(a) => reply.attr(&TTL, &a),
+            Ok((a, ttl)) => reply.attr(&ttl, &a),
             Err(e) => reply.error(e),
         }
     }

@@ -127,7 +127,10 @@ impl Fs {
                 ControlFlow::Continue(())
             })
         })?;
-        let in_range = |t: u64| t >= beg.max(1) && t < end;
+        // Only committed TIDs: the kernel's scan sees what is on disk, and
+        // changes of the transaction in progress have not got theirs yet.
+        let committed = self.last_tid();
+        let in_range = |t: u64| t >= beg.max(1) && t < end && t <= committed;
         for e in leaves {
             if e.base.create_tid >= end {
                 continue;

@@ -27,6 +27,7 @@ impl Fs {
         &mut self,
         saturation: usize,
         deadline: Option<std::time::Instant>,
+        progress: &mut dyn FnMut(u64, u64),
     ) -> Result<RebalanceStats> {
         self.sync()?;
         let mut st = RebalanceStats::default();
@@ -35,7 +36,11 @@ impl Fs {
             BTree::new(&mut store, self.root()).leaf_parents()?
         };
         st.scanned = visited;
-        for off in parents {
+        let total = parents.len() as u64;
+        for (i, off) in parents.into_iter().enumerate() {
+            if i % 64 == 0 {
+                progress(i as u64, total);
+            }
             if matches!(deadline, Some(d) if std::time::Instant::now() >= d) {
                 st.interrupted = true;
                 break;
@@ -48,6 +53,7 @@ impl Fs {
             self.maybe_sync()?;
         }
         self.sync()?;
+        progress(total, total);
         Ok(st)
     }
 }
