@@ -19,7 +19,6 @@
 
 use hammer_bench::*;
 use hammer_engine::fs::{Fs, NewObject, PruneElm, ReblockOpts};
-use hammer_ondisk::HAMMER_MAX_TID;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -146,7 +145,12 @@ fn main() {
             .arg(format!("mount_hammer {}", img.display()))
             .output()
             .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_string));
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .map(str::to_string)
+            });
         for pinned in [false, true] {
             let wrap = |prog: &Path| -> Command {
                 if pinned {
@@ -167,7 +171,11 @@ fn main() {
                     .stdout(Stdio::null())
                     .status();
             }
-            let placement = if pinned { "pinned to CPU 0" } else { "unpinned" };
+            let placement = if pinned {
+                "pinned to CPU 0"
+            } else {
+                "unpinned"
+            };
             println!("== hammer history / undo -a ({placement}) ==");
             println!(
                 "{:>8} {:>12} {:>12} {:>14} {:>14}",
@@ -209,9 +217,8 @@ fn main() {
                 cat_t.push(tc);
             }
             let (n0, n1) = (counts[0] as f64, *counts.last().unwrap() as f64);
-            let lin = |v: &[Duration]| {
-                (v.last().unwrap().as_secs_f64() / v[0].as_secs_f64()) / (n1 / n0)
-            };
+            let lin =
+                |v: &[Duration]| (v.last().unwrap().as_secs_f64() / v[0].as_secs_f64()) / (n1 / n0);
             println!(
                 "linearity (time ratio / version ratio, {}→{}): history {:.2}, undo -a {:.2}",
                 n0,
@@ -359,7 +366,7 @@ fn main() {
         .prune(
             &[PruneElm {
                 beg_tid: 0,
-                end_tid: HAMMER_MAX_TID.min(top.saturating_add(1)),
+                end_tid: top.saturating_add(1),
                 mod_tid: 0,
             }],
             &mut |_, _| {},

@@ -56,7 +56,7 @@ fn strtoull0(s: &str) -> u64 {
 /// prune_min held back (the number of snapshots left alone).
 pub fn windows(points: &[Point], prune_min: i64, now: i64) -> (Vec<(u64, u64)>, Option<usize>) {
     let mut pts: Vec<Point> = points.to_vec();
-    pts.sort_by(|a, b| b.tid.cmp(&a.tid));
+    pts.sort_by_key(|p| std::cmp::Reverse(p.tid));
     pts.dedup_by_key(|p| p.tid);
     if pts.is_empty() {
         return (Vec::new(), None);

@@ -220,7 +220,7 @@ pub fn list(t: &Target) -> std::io::Result<Vec<SnapInfo>> {
 
 /// `snapls [<path> …]`.
 pub fn snapls(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let dot = vec![".".to_string()];
+    let dot = [".".to_string()];
     let paths = if args.is_empty() { &dot[..] } else { args };
     let r = (|| {
         for path in paths {
@@ -251,7 +251,7 @@ pub fn snapls(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 
                     &e,
                 )
             })?;
-            let _ = write!(out, "Snapshots on {path}\tPFS#0\n");
+            let _ = writeln!(out, "Snapshots on {path}\tPFS#0");
             let _ = out.write_all(b"Transaction ID\t\tTimestamp\t\tNote\n");
             for s in snaps {
                 let when = strftime("%Y-%m-%d %H:%M:%S %Z", (s.ts_us / 1_000_000) as i64);

@@ -300,7 +300,7 @@ pub fn hex(b: &[u8]) -> String {
 /// The inverse of [`hex`]; `None` for anything that is not pairs of hex
 /// digits.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

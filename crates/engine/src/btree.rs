@@ -895,7 +895,7 @@ impl<'s, S: NodeStore> BTree<'s, S> {
         let sat = saturation.clamp(1, HAMMER_BTREE_LEAF_ELMS);
         let mut p = self.read(parent_off)?;
         let n = p.count.max(0) as usize;
-        if n < 2 || n > HAMMER_BTREE_INT_ELMS {
+        if !(2..=HAMMER_BTREE_INT_ELMS).contains(&n) {
             return Ok((0, 0));
         }
         let mut kids = Vec::with_capacity(n);
