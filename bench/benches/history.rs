@@ -390,6 +390,7 @@ fn main() {
                 data: true,
                 free_level: 0,
                 deadline: None,
+                start: None,
             },
             &mut |_, _| {},
         )
@@ -405,7 +406,7 @@ fn main() {
         human(rate(rs.data_count, tr))
     );
     let t = Instant::now();
-    let rb = fs.rebalance(52, None, &mut |_, _| {}).unwrap();
+    let rb = fs.rebalance(52, None, None, &mut |_, _| {}).unwrap();
     println!("rebalance: {rb:?} in {:.2?}", t.elapsed());
     for (m, v, r) in [
         ("prune-everything records/s", st.scanned, tp),

@@ -4,12 +4,15 @@
 //! DragonFly's tool asks its kernel to (`reblock` over the control
 //! channel; see `hammer_engine::fs::reblock`). Output as the current
 //! tool's: `reblock start …`, `free level N/8388608`, the result line and
-//! the moved/checked counts. B-tree nodes are counted but not moved yet.
-//! `recopy` (a cleanup directive) is reblock at 100%.
+//! the moved/checked counts. `-t secs` stops the work and `-c cyclefile`
+//! keeps where it stopped so the next run continues there. `recopy` (a
+//! cleanup directive) is reblock at 100%.
 
 use crate::common::{Opts, Progress};
-use crate::control::{errtext, request_progress, resolve};
+use crate::control::{errtext, hex, request_progress, resolve};
+use hammer_ondisk::HammerBaseElm;
 use std::io::Write;
+use zerocopy::{FromBytes, IntoBytes};
 
 const USAGE: &str = "hammer reblock <filesystem> [fill_percentage]\n\
 hammer reblock-btree <filesystem> [fill_percentage]\n\
@@ -19,6 +22,39 @@ hammer reblock-data <filesystem> [fill_percentage]\n\
 By default 100% is used.\n";
 
 const BIGBLOCK: i64 = 8_388_608;
+
+/// The start position: the cycle file's (`-c`), else the beginning.
+fn start_of(opts: &Opts, err: &mut dyn Write) -> Option<HammerBaseElm> {
+    opts.cyclefile
+        .as_ref()
+        .and_then(|p| crate::cmd_prune::read_cycle(p, err))
+}
+
+/// `obj_id:localization` as the tool prints a position.
+fn pos(k: Option<&HammerBaseElm>) -> String {
+    match k {
+        Some(k) => format!("{:016x}:{:04x}", k.obj_id as u64, k.localization & 0xffff),
+        None => "8000000000000000:0000".into(),
+    }
+}
+
+/// After the run: the interruption position goes to the cycle file, a
+/// completed run removes it. Returns the position when interrupted.
+fn finish_cycle(opts: &Opts, r: &crate::control::Reply) -> Option<HammerBaseElm> {
+    let at = r
+        .get("interrupted")
+        .and_then(crate::control::unhex)
+        .and_then(|b| HammerBaseElm::read_from_bytes(&b[..]).ok());
+    if let Some(p) = &opts.cyclefile {
+        match &at {
+            Some(k) => crate::cmd_prune::write_cycle(p, k),
+            None => {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    at
+}
 
 /// Class bits of the control request: 1 B-tree, 2 inodes, 4 dirs, 8 data.
 pub fn classes(directive: &str) -> Option<u32> {
@@ -59,12 +95,16 @@ pub fn run(
     };
     let free_level = (BIGBLOCK - perc * BIGBLOCK / 100).max(0);
     let fs = &args[0];
-    let _ = writeln!(out, "reblock start 8000000000000000:0000");
+    let start = start_of(opts, err);
+    let _ = writeln!(out, "reblock start {}", pos(start.as_ref()));
     let _ = writeln!(out, "free level {free_level}/{BIGBLOCK}");
     let _ = out.flush();
     let mut line = format!("reblock {cls} {free_level}");
     if let Some(t) = opts.timeout {
         line.push_str(&format!(" deadline={t}"));
+    }
+    if let Some(k) = &start {
+        line.push_str(&format!(" from={}", hex(k.as_bytes())));
     }
     let mut progress = Progress::new("reblock");
     let r = resolve(fs)
@@ -74,13 +114,17 @@ pub fn run(
     let n = |r: &crate::control::Reply, k: &str| r.num(k).unwrap_or(0);
     let (bm, bc, dm, dc, ym, yc) = match &r {
         Ok(r) => {
-            if r.get("interrupted") == Some("1") {
-                let _ = writeln!(
-                    out,
-                    "Reblock {fs} interrupted by timer at 8000000000000000:0000"
-                );
-            } else {
-                let _ = writeln!(out, "Reblock {fs} succeeded");
+            match finish_cycle(opts, r) {
+                Some(k) => {
+                    let _ = writeln!(
+                        out,
+                        "Reblock {fs} interrupted by timer at {}",
+                        pos(Some(&k))
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "Reblock {fs} succeeded");
+                }
             }
             (
                 n(r, "btree_moves"),
@@ -128,11 +172,15 @@ pub fn rebalance(opts: &Opts, args: &[String], out: &mut dyn Write, err: &mut dy
     };
     let saturation = 62 * perc / 100;
     let fs = &args[0];
-    let _ = writeln!(out, "rebalance start 8000000000000000:0000");
+    let start = start_of(opts, err);
+    let _ = writeln!(out, "rebalance start {}", pos(start.as_ref()));
     let _ = out.flush();
     let mut line = format!("rebalance {saturation}");
     if let Some(t) = opts.timeout {
         line.push_str(&format!(" deadline={t}"));
+    }
+    if let Some(k) = &start {
+        line.push_str(&format!(" from={}", hex(k.as_bytes())));
     }
     let mut progress = Progress::new("rebalance");
     let r = resolve(fs)
@@ -142,13 +190,17 @@ pub fn rebalance(opts: &Opts, args: &[String], out: &mut dyn Write, err: &mut dy
     let n = |r: &crate::control::Reply, k: &str| r.num(k).unwrap_or(0);
     let (sc, de, rb) = match &r {
         Ok(r) => {
-            if r.get("interrupted") == Some("1") {
-                let _ = writeln!(
-                    out,
-                    "Rebalance {fs} interrupted by timer at 8000000000000000:0000"
-                );
-            } else {
-                let _ = writeln!(out, "Rebalance {fs} succeeded");
+            match finish_cycle(opts, r) {
+                Some(k) => {
+                    let _ = writeln!(
+                        out,
+                        "Rebalance {fs} interrupted by timer at {}",
+                        pos(Some(&k))
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "Rebalance {fs} succeeded");
+                }
             }
             (n(r, "scanned"), n(r, "deleted"), n(r, "rebalanced"))
         }

@@ -319,6 +319,9 @@ fn handle(
                 .iter()
                 .find_map(|a| a.strip_prefix("deadline=").and_then(num))
                 .map(|s| std::time::Instant::now() + Duration::from_secs(s));
+            let start = rest
+                .iter()
+                .find_map(|a| a.strip_prefix("from=").and_then(base_elm));
             let o = ReblockOpts {
                 btree: classes & 1 != 0,
                 inodes: classes & 2 != 0,
@@ -326,17 +329,23 @@ fn handle(
                 data: classes & 8 != 0,
                 free_level,
                 deadline,
+                start,
             };
             match h.with(|fs| fs.reblock(&o, progress)) {
-                Some(Ok(st)) => ok(vec![
-                    ("btree_moves", st.btree_moves.to_string()),
-                    ("btree_count", st.btree_count.to_string()),
-                    ("data_moves", st.data_moves.to_string()),
-                    ("data_count", st.data_count.to_string()),
-                    ("data_byte_moves", st.data_byte_moves.to_string()),
-                    ("data_byte_count", st.data_byte_count.to_string()),
-                    ("interrupted", (st.interrupted as u8).to_string()),
-                ]),
+                Some(Ok(st)) => {
+                    let mut kv = vec![
+                        ("btree_moves", st.btree_moves.to_string()),
+                        ("btree_count", st.btree_count.to_string()),
+                        ("data_moves", st.data_moves.to_string()),
+                        ("data_count", st.data_count.to_string()),
+                        ("data_byte_moves", st.data_byte_moves.to_string()),
+                        ("data_byte_count", st.data_byte_count.to_string()),
+                    ];
+                    if let Some(k) = st.interrupted_at {
+                        kv.push(("interrupted", hex(k.as_bytes())));
+                    }
+                    ok(kv)
+                }
                 Some(Err(e)) => engine_error(&e),
                 None => gone(),
             }
@@ -349,13 +358,21 @@ fn handle(
                 .iter()
                 .find_map(|a| a.strip_prefix("deadline=").and_then(num))
                 .map(|s| std::time::Instant::now() + Duration::from_secs(s));
-            match h.with(|fs| fs.rebalance(sat as usize, deadline, progress)) {
-                Some(Ok(st)) => ok(vec![
-                    ("scanned", st.scanned.to_string()),
-                    ("deleted", st.deleted.to_string()),
-                    ("rebalanced", st.rebalanced.to_string()),
-                    ("interrupted", (st.interrupted as u8).to_string()),
-                ]),
+            let start = rest
+                .iter()
+                .find_map(|a| a.strip_prefix("from=").and_then(base_elm));
+            match h.with(|fs| fs.rebalance(sat as usize, deadline, start.as_ref(), progress)) {
+                Some(Ok(st)) => {
+                    let mut kv = vec![
+                        ("scanned", st.scanned.to_string()),
+                        ("deleted", st.deleted.to_string()),
+                        ("rebalanced", st.rebalanced.to_string()),
+                    ];
+                    if let Some(k) = st.interrupted_at {
+                        kv.push(("interrupted", hex(k.as_bytes())));
+                    }
+                    ok(kv)
+                }
                 Some(Err(e)) => engine_error(&e),
                 None => gone(),
             }
@@ -453,6 +470,11 @@ fn cstr(b: &[u8]) -> Vec<u8> {
     b[..n].to_vec()
 }
 
+/// A `hammer_base_elm` sent as hex (a cycle file's position).
+fn base_elm(s: &str) -> Option<HammerBaseElm> {
+    unhex(s).and_then(|b| HammerBaseElm::read_from_bytes(&b[..]).ok())
+}
+
 /// A decimal or `0x` hex number.
 fn num(s: &str) -> Option<u64> {
     match s.strip_prefix("0x") {
@@ -544,7 +566,7 @@ fn prune(args: &[&str], h: &FsHandle, progress: &mut dyn FnMut(u64, u64)) -> Rep
             continue;
         }
         if let Some(v) = a.strip_prefix("below=") {
-            match unhex(v).and_then(|b| HammerBaseElm::read_from_bytes(&b[..]).ok()) {
+            match base_elm(v) {
                 Some(k) => limits.below = Some(k),
                 None => return error_reply(libc::EINVAL, "bad cycle position"),
             }

@@ -734,6 +734,44 @@ fn two_hundred_versions() {
         )
     );
 
+    // Renamed: `hammer history` follows the object, so every version made
+    // under the old name is still listed; undo(1) works by path (as on
+    // DragonFly), so it finds the versions reachable under the new name —
+    // the current one and every later change.
+    fs::rename(&f, dir.join("renamed")).unwrap();
+    let tr = synctid_fast(d);
+    append(&dir.join("renamed"), "line 201\n");
+    let t201 = synctid_fast(d);
+    let h2 = history(&dir, "renamed");
+    assert_eq!(h2.obj, h.obj, "the same object");
+    assert!(
+        tids.iter().all(|t| h2.tids().contains(t)),
+        "old versions listed"
+    );
+    assert!(h2.tids().contains(&t201));
+    let _ = tr;
+    let list = undo(&dir, &["-i", "renamed"]);
+    assert!(
+        list.starts_with("renamed: ITERATE ENTIRE HISTORY\n"),
+        "{list}"
+    );
+    assert!(list.contains(&format!("\t0x{t201:016x} ")), "{list}");
+    let last = undo(&dir, &["-t", "0", "renamed"]);
+    assert!(last.ends_with("line 200\nline 201\n"), "{last}");
+    // The old name, as of a TID before the rename, still reads.
+    let old = fs::read_to_string(dir.join(format!("m@@0x{:016x}", tids[9]))).unwrap();
+    assert_eq!(old.lines().count(), 10);
+
+    // Removed: its history stays reachable through the directory.
+    fs::remove_file(dir.join("renamed")).unwrap();
+    synctid_fast(d);
+    let gone = undo(&dir, &["-i", "renamed"]);
+    assert!(gone.contains(&format!("\t0x{t201:016x} ")), "{gone}");
+    assert_eq!(
+        run(&dir, HAMMER, &["history", "renamed"]).out,
+        "renamed\tNo such file or directory\n"
+    );
+
     m.unmount();
     checkmap(&v.img);
 }

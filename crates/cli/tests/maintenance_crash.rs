@@ -77,9 +77,10 @@ fn maintenance(dev: Arc<dyn Device>, kept: &[u64]) -> hammer_engine::Result<()> 
         data: true,
         free_level: 0,
         deadline: None,
+        start: None,
     };
     fs.reblock(&all, &mut |_, _| {})?;
-    fs.rebalance(52, None, &mut |_, _| {})?;
+    fs.rebalance(52, None, None, &mut |_, _| {})?;
     Ok(())
 }
 

@@ -201,6 +201,7 @@ fn run(seed: u64) {
         data: true,
         free_level: 0,
         deadline: None,
+        start: None,
     };
     let rs = fs.reblock(&opts, &mut |_, _| {}).unwrap();
     assert!(
@@ -226,7 +227,7 @@ fn run(seed: u64) {
 
     // Rebalance packs the leaves pruning left sparse; views stay the same.
     let inodes_before = fs.volumes().header().vol0_stat_inodes;
-    let rb = fs.rebalance(52, None, &mut |_, _| {}).unwrap();
+    let rb = fs.rebalance(52, None, None, &mut |_, _| {}).unwrap();
     eprintln!("rebalance: {rb:?}");
     assert!(rb.scanned > 0);
     for (t, v) in &views {
@@ -279,4 +280,49 @@ fn prune_everything_leaves_only_the_present() {
     assert!(stats.pruned > 0);
     assert_eq!(dump(&fs, HAMMER_MAX_TID), now);
     assert!(leaves(fs.volumes()).iter().all(|e| e.base.delete_tid == 0));
+}
+
+/// `-t` and `-c`: a reblock or rebalance stopped by its deadline says where,
+/// and one started there finishes the work; views stay the same.
+#[test]
+fn reblock_and_rebalance_resume_where_they_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = new_volume(dir.path());
+    let mut fs = Fs::open(&paths, false).unwrap();
+    let mut rng = Rng(5);
+    for _ in 0..8 {
+        churn(&mut fs, &mut rng, &[1]);
+        fs.sync().unwrap();
+    }
+    let now = dump(&fs, HAMMER_MAX_TID);
+    let past = std::time::Instant::now();
+    let mut o = ReblockOpts {
+        btree: false,
+        inodes: true,
+        dirs: true,
+        data: true,
+        free_level: 0,
+        deadline: Some(past),
+        start: None,
+    };
+    let first = fs.reblock(&o, &mut |_, _| {}).unwrap();
+    let at = first.interrupted_at.expect("the deadline had passed");
+    assert_eq!(first.data_moves, 0);
+    o.deadline = None;
+    o.start = Some(at);
+    let rest = fs.reblock(&o, &mut |_, _| {}).unwrap();
+    assert!(rest.interrupted_at.is_none());
+    assert!(rest.data_moves > 0 && rest.data_moves == rest.data_count);
+    assert_eq!(dump(&fs, HAMMER_MAX_TID), now);
+
+    let r1 = fs.rebalance(40, Some(past), None, &mut |_, _| {}).unwrap();
+    if let Some(at) = r1.interrupted_at {
+        assert_eq!(r1.rebalanced, 0);
+        let r2 = fs.rebalance(40, None, Some(&at), &mut |_, _| {}).unwrap();
+        assert!(r2.interrupted_at.is_none());
+    }
+    assert_eq!(dump(&fs, HAMMER_MAX_TID), now);
+    let mut set = fs.into_volumes();
+    let root = set.header().vol0_btree_root;
+    BTree::new(&mut set, root).check().unwrap();
 }

@@ -11,6 +11,7 @@ use super::Fs;
 use crate::btree::BTree;
 use crate::error::Result;
 use crate::store::ReadOnlyStore;
+use hammer_ondisk::{btree_cmp, HammerBaseElm};
 
 /// What a rebalance did, as the tool prints it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -18,7 +19,9 @@ pub struct RebalanceStats {
     pub scanned: u64,
     pub deleted: u64,
     pub rebalanced: u64,
-    pub interrupted: bool,
+    /// Where it stopped when the deadline passed: the left bound of the
+    /// first part of the tree not rebalanced (for the cycle file).
+    pub interrupted_at: Option<HammerBaseElm>,
 }
 
 impl Fs {
@@ -27,6 +30,7 @@ impl Fs {
         &mut self,
         saturation: usize,
         deadline: Option<std::time::Instant>,
+        start: Option<&HammerBaseElm>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<RebalanceStats> {
         self.sync()?;
@@ -41,8 +45,13 @@ impl Fs {
             if i % 64 == 0 {
                 progress(i as u64, total);
             }
+            let left = self.set.read_node(off)?.elms[0].base;
+            // A resumed rebalance skips what lies before the cycle position.
+            if start.is_some_and(|s| btree_cmp(&left, s) < 0) {
+                continue;
+            }
             if matches!(deadline, Some(d) if std::time::Instant::now() >= d) {
-                st.interrupted = true;
+                st.interrupted_at = Some(left);
                 break;
             }
             let _ = self.tid();

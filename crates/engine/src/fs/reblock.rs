@@ -28,6 +28,9 @@ pub struct ReblockOpts {
     /// Bytes a big-block must have free for its records to move.
     pub free_level: u64,
     pub deadline: Option<std::time::Instant>,
+    /// Resume an interrupted reblock (a cycle file): only records at or
+    /// after this key; its localization is taken within the PFS.
+    pub start: Option<HammerBaseElm>,
 }
 
 /// What a reblock did: moved/checked pairs, as the tool prints them.
@@ -39,7 +42,8 @@ pub struct ReblockStats {
     pub data_count: u64,
     pub data_byte_moves: u64,
     pub data_byte_count: u64,
-    pub interrupted: bool,
+    /// The first record not reblocked when the deadline passed.
+    pub interrupted_at: Option<HammerBaseElm>,
 }
 
 fn selected(o: &ReblockOpts, rt: u16) -> bool {
@@ -62,13 +66,19 @@ impl Fs {
     ) -> Result<ReblockStats> {
         self.sync()?;
         let mut st = ReblockStats::default();
-        let from = HammerBaseElm {
-            localization: self.pfs_lo,
-            obj_id: HAMMER_MIN_OBJID,
-            rec_type: 0,
-            key: HAMMER_MIN_KEY,
-            create_tid: 1,
-            ..Default::default()
+        let from = match o.start {
+            Some(k) => HammerBaseElm {
+                localization: self.pfs_lo | (k.localization & !HAMMER_LOCALIZE_PSEUDOFS_MASK),
+                ..k
+            },
+            None => HammerBaseElm {
+                localization: self.pfs_lo,
+                obj_id: HAMMER_MIN_OBJID,
+                rec_type: 0,
+                key: HAMMER_MIN_KEY,
+                create_tid: 1,
+                ..Default::default()
+            },
         };
         let to = HammerBaseElm {
             localization: self.pfs_lo | !HAMMER_LOCALIZE_PSEUDOFS_MASK,
@@ -87,13 +97,17 @@ impl Fs {
                 ControlFlow::Continue(())
             })
         })?;
+        // Nodes are few: a resumed reblock goes over them again.
         if o.btree {
             self.reblock_nodes(o, &mut st)?;
+        }
+        if st.interrupted_at.is_some() {
+            work.clear();
         }
         let total = work.len() as u64;
         for (i, e) in work.into_iter().enumerate() {
             if matches!(o.deadline, Some(d) if std::time::Instant::now() >= d) {
-                st.interrupted = true;
+                st.interrupted_at = Some(e.base);
                 break;
             }
             let len = e.data_len as u64;
@@ -140,7 +154,14 @@ impl Fs {
         };
         for off in nodes {
             if matches!(o.deadline, Some(d) if std::time::Instant::now() >= d) {
-                st.interrupted = true;
+                // Stopped among the nodes: the records start from the top.
+                st.interrupted_at = Some(HammerBaseElm {
+                    localization: self.pfs_lo,
+                    obj_id: HAMMER_MIN_OBJID,
+                    key: HAMMER_MIN_KEY,
+                    create_tid: 1,
+                    ..Default::default()
+                });
                 break;
             }
             st.btree_count += 1;
