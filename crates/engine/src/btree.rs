@@ -881,8 +881,167 @@ impl<'s, S: NodeStore> BTree<'s, S> {
                 stack.push((n.elms[i].internal().subtree_offset, depth + 1));
             }
         }
-        out.reverse();
         Ok((out, visited))
+    }
+
+    /// The internal nodes whose children are internal too, grouped by
+    /// height above the leaves' parents (lowest first), each in key order:
+    /// the order in which rebalancing packs the upper levels.
+    pub fn upper_levels(&self) -> Result<Vec<Vec<u64>>> {
+        // (node, height) where height 0 = parent of leaves.
+        fn walk<S: NodeStore>(
+            t: &BTree<'_, S>,
+            off: u64,
+            depth: usize,
+            out: &mut Vec<(u64, usize)>,
+        ) -> Result<usize> {
+            if depth > MAX_DEPTH {
+                return Err(Error::corrupt("btree", "tree too deep", off));
+            }
+            let n = t.read(off)?;
+            if n.type_ != HAMMER_BTREE_TYPE_INTERNAL {
+                return Ok(usize::MAX);
+            }
+            let count = (n.count.max(0) as usize).min(HAMMER_BTREE_INT_ELMS);
+            if count == 0 || n.elms[0].base.btype == HAMMER_BTREE_TYPE_LEAF {
+                return Ok(0);
+            }
+            let mut h = 0;
+            for i in 0..count {
+                let c = walk(t, n.elms[i].internal().subtree_offset, depth + 1, out)?;
+                if c != usize::MAX {
+                    h = h.max(c + 1);
+                }
+            }
+            out.push((off, h));
+            Ok(h)
+        }
+        let mut all = Vec::new();
+        walk(self, self.root, 0, &mut all)?;
+        let top = all.iter().map(|x| x.1).max().unwrap_or(0);
+        let mut levels = vec![Vec::new(); top];
+        for (off, h) in all {
+            if h >= 1 {
+                levels[h - 1].push(off);
+            }
+        }
+        Ok(levels)
+    }
+
+    /// Packs the internal children of internal node `parent_off` as
+    /// [`BTree::rebalance_leaves`] packs leaves: their children (the
+    /// grandchildren) are spread evenly over as few nodes as `saturation`
+    /// allows, separators and boundaries follow the grandchildren's own
+    /// bounds, moved grandchildren get their new parent, emptied nodes are
+    /// freed. `max_writes` bounds the node writes one step may make (the
+    /// UNDO FIFO must hold them); a bigger step is skipped. Returns (nodes
+    /// rewritten, nodes freed).
+    pub fn rebalance_internal(
+        &mut self,
+        parent_off: u64,
+        saturation: usize,
+        max_writes: usize,
+    ) -> Result<(u64, u64)> {
+        let sat = saturation.clamp(2, HAMMER_BTREE_INT_ELMS);
+        let mut p = self.read(parent_off)?;
+        let n = p.count.max(0) as usize;
+        if !(2..=HAMMER_BTREE_INT_ELMS).contains(&n) {
+            return Ok((0, 0));
+        }
+        let mut kids = Vec::with_capacity(n);
+        // (element, the child it came from)
+        let mut grand: Vec<(HammerBtreeLeafElm, usize)> = Vec::new();
+        for i in 0..n {
+            let off = p.elms[i].internal().subtree_offset;
+            let c = self.read(off)?;
+            if c.type_ != HAMMER_BTREE_TYPE_INTERNAL {
+                return Ok((0, 0));
+            }
+            let cnt = (c.count.max(0) as usize).min(HAMMER_BTREE_INT_ELMS);
+            grand.extend(c.elms[..cnt].iter().map(|e| (*e, i)));
+            kids.push(off);
+        }
+        let total = grand.len();
+        if total == 0 {
+            return Ok((0, 0));
+        }
+        let want = total.div_ceil(sat).max(1);
+        if want >= n {
+            return Ok((0, 0));
+        }
+        let per = total.div_ceil(want);
+        // Grandchildren that change parent, plus the nodes rewritten.
+        let moves = (0..total).filter(|&g| g / per != grand[g].1).count();
+        if moves + want + 1 > max_writes {
+            return Ok((0, 0));
+        }
+        let right_bound = p.elms[n].base;
+        let mut at = 0;
+        for (j, &off) in kids.iter().enumerate().take(want) {
+            let take = per.min(total - at);
+            let slice = &grand[at..at + take];
+            let mut node = HammerNodeOndisk {
+                type_: HAMMER_BTREE_TYPE_INTERNAL,
+                parent: parent_off,
+                count: take as i32,
+                ..Default::default()
+            };
+            for (k, (e, _)) in slice.iter().enumerate() {
+                node.elms[k] = *e;
+            }
+            let bound = if at + take < total {
+                grand[at + take].0.base
+            } else {
+                right_bound
+            };
+            node.elms[take] = HammerBtreeLeafElm {
+                base: HammerBaseElm {
+                    btype: 0,
+                    obj_type: 0,
+                    ..bound
+                },
+                ..Default::default()
+            };
+            node.mirror_tid = slice
+                .iter()
+                .map(|(e, _)| e.internal().mirror_tid)
+                .max()
+                .unwrap_or(0);
+            self.store.write(off, &node)?;
+            for (e, from) in slice {
+                if *from != j {
+                    let g = e.internal().subtree_offset;
+                    let mut gn = self.read(g)?;
+                    gn.parent = off;
+                    self.store.write(g, &gn)?;
+                }
+            }
+            let left = slice[0].0.base;
+            p.elms[j] = HammerBtreeLeafElm::from_internal(HammerBtreeInternalElm {
+                base: HammerBaseElm {
+                    btype: HAMMER_BTREE_TYPE_INTERNAL,
+                    obj_type: 0,
+                    ..left
+                },
+                mirror_tid: node.mirror_tid,
+                subtree_offset: off,
+                ..Default::default()
+            });
+            at += take;
+        }
+        p.elms[want] = HammerBtreeLeafElm {
+            base: right_bound,
+            ..Default::default()
+        };
+        for e in &mut p.elms[want + 1..=n] {
+            *e = HammerBtreeLeafElm::default();
+        }
+        p.count = want as i32;
+        self.store.write(parent_off, &p)?;
+        for &off in &kids[want..] {
+            self.store.free(off)?;
+        }
+        Ok((want as u64 + 1, (n - want) as u64))
     }
 
     /// Packs the leaf children of internal node `parent_off` so each holds

@@ -229,3 +229,79 @@ fn visible_scans_with_long_histories() {
         );
     }
 }
+
+/// Rebalancing a big sparse tree (three levels and more, most records
+/// removed) packs leaves and internal nodes and keeps every record, in
+/// order, with the structural invariants.
+#[test]
+fn rebalance_packs_every_level() {
+    let mut store = MemNodeStore::default();
+    let root = create_empty(&mut store).unwrap();
+    let mut tree = BTree::new(&mut store, root);
+    let mut keys: Vec<Key> = (0..60_000i64)
+        .map(|i| (1, i / 100, 0x10, i % 100, 7))
+        .collect();
+    // Insert in a scattered order so splits leave half-full nodes.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for i in (1..keys.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        keys.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    for k in &keys {
+        let e = HammerBtreeLeafElm {
+            base: HammerBaseElm {
+                btype: HAMMER_BTREE_TYPE_RECORD,
+                ..base(*k)
+            },
+            ..Default::default()
+        };
+        tree.insert(&e).unwrap();
+    }
+    // Remove 95%.
+    let mut kept: Vec<Key> = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        if i % 20 == 0 {
+            kept.push(*k);
+        } else {
+            tree.remove(&base(*k)).unwrap().unwrap();
+        }
+    }
+    kept.sort();
+    let levels_before = tree.upper_levels().unwrap();
+    assert!(
+        !levels_before.is_empty(),
+        "the tree should have upper levels"
+    );
+    let nodes_before = tree.all_nodes().unwrap().len();
+    let (parents, _) = tree.leaf_parents().unwrap();
+    for p in parents {
+        tree.rebalance_leaves(p, 52).unwrap();
+    }
+    tree.check().unwrap();
+    let after_leaves = tree.all_nodes().unwrap().len();
+    let mut freed = 0;
+    for level in tree.upper_levels().unwrap() {
+        for p in level {
+            freed += tree.rebalance_internal(p, 52, usize::MAX).unwrap().1;
+        }
+        tree.check().unwrap();
+    }
+    assert!(freed > 0, "internal nodes should have been packed too");
+    assert_eq!(
+        tree.all_nodes().unwrap().len() as u64,
+        after_leaves as u64 - freed
+    );
+    let nodes_after = tree.all_nodes().unwrap().len();
+    assert!(
+        nodes_after * 4 < nodes_before,
+        "{nodes_before} nodes before, {nodes_after} after"
+    );
+    assert_eq!(tree.check().unwrap(), kept.len() as u64);
+    let got: Vec<Key> = all(&tree).iter().map(|e| model_key(&e.base)).collect();
+    assert_eq!(got, kept);
+    for k in kept.iter().step_by(37) {
+        assert!(tree.lookup(k.0, k.1, k.2, k.3, u64::MAX).unwrap().is_some());
+    }
+}

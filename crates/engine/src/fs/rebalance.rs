@@ -1,17 +1,20 @@
-//! Rebalancing: packing B-tree leaves so sparse trees (left by splits and
-//! deletions) shrink — DragonFly's `HAMMERIOC_REBALANCE`, done here at the
-//! leaf level, where nearly all nodes are. Each internal node whose
-//! children are leaves is handled on its own (`BTree::rebalance_leaves`):
-//! its records are spread evenly over as few leaves as the saturation
-//! allows and the emptied leaves are freed. Each such step leaves a valid
-//! tree, so the work is flushed in as many flushes as the UNDO FIFO needs
-//! and may stop at a deadline.
+//! Rebalancing: packing B-tree nodes so sparse trees (left by splits and
+//! deletions) shrink — DragonFly's `HAMMERIOC_REBALANCE`. First each
+//! internal node whose children are leaves is handled on its own
+//! (`BTree::rebalance_leaves`): its records are spread evenly over as few
+//! leaves as the saturation allows and the emptied leaves are freed; then
+//! the levels above, lowest first, the same way
+//! (`BTree::rebalance_internal`). Each step leaves a valid tree, so the
+//! work is flushed in as many flushes as the UNDO FIFO needs and may stop
+//! at a deadline (a resumed run starts at the leaf parent it stopped at).
 
 use super::Fs;
 use crate::btree::BTree;
 use crate::error::Result;
 use crate::store::ReadOnlyStore;
-use hammer_ondisk::{btree_cmp, HammerBaseElm};
+use hammer_ondisk::{
+    btree_cmp, HammerBaseElm, HAMMER_BUFSIZE, HAMMER_OFF_LONG_MASK, HAMMER_ZONE_UNDO_INDEX,
+};
 
 /// What a rebalance did, as the tool prints it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,8 +64,47 @@ impl Fs {
             st.deleted += f;
             self.maybe_sync()?;
         }
+        if st.interrupted_at.is_none() {
+            self.rebalance_upper(saturation, deadline, &mut st)?;
+        }
         self.sync()?;
         progress(total, total);
         Ok(st)
+    }
+
+    /// The levels above the leaves' parents, lowest first. A step rewrites
+    /// a node's children and may move grandchildren; steps too big for
+    /// the UNDO FIFO are skipped (there are few such nodes and nothing is
+    /// wrong with leaving them).
+    fn rebalance_upper(
+        &mut self,
+        saturation: usize,
+        deadline: Option<std::time::Instant>,
+        st: &mut RebalanceStats,
+    ) -> Result<()> {
+        let fifo = self.set.header().vol0_blockmap[HAMMER_ZONE_UNDO_INDEX as usize].alloc_offset
+            & HAMMER_OFF_LONG_MASK;
+        // Each node write may log a whole 16 KiB buffer plus record heads.
+        let max_writes = (fifo / 4 / (HAMMER_BUFSIZE + 2048)) as usize;
+        let levels = {
+            let mut store = ReadOnlyStore(&self.set);
+            BTree::new(&mut store, self.root()).upper_levels()?
+        };
+        for level in levels {
+            for off in level {
+                if matches!(deadline, Some(d) if std::time::Instant::now() >= d) {
+                    st.interrupted_at = Some(self.set.read_node(off)?.elms[0].base);
+                    return Ok(());
+                }
+                let _ = self.tid();
+                let root = self.root();
+                let (w, f) = BTree::new(&mut self.set, root)
+                    .rebalance_internal(off, saturation, max_writes)?;
+                st.rebalanced += w;
+                st.deleted += f;
+                self.maybe_sync()?;
+            }
+        }
+        Ok(())
     }
 }
