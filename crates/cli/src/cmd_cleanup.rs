@@ -1,7 +1,9 @@
 //! `hammer cleanup [<filesystem> …]` and `hammer abort-cleanup`: the
 //! nightly housekeeping of DragonFly's tool. For each filesystem (default:
 //! every hammerfs mount) it reads the cleanup configuration from the PFS's
-//! metadata (storing the default one the first time), picks the snapshots
+//! metadata (storing the default one the first time, or migrating an
+//! old-style `<fs>/snapshots/config` file and that directory's snapshot
+//! links into the metadata, as DragonFly does on version 3+), picks the snapshots
 //! directory (`/var/hammer/<mount point>`, created on first use with
 //! DragonFly's "HAMMER UPGRADE" message; `HAMMERFS_CLEANUP_BASE` replaces
 //! `/var/hammer`, for tests), locks the filesystem against a concurrent
@@ -191,6 +193,84 @@ fn parse_link_date(s: &str) -> Option<i64> {
     }
 }
 
+/// Old-style snapshot links (`snap-YYYYMMDD-HHMM -> …@@0x<tid>`) of
+/// `dir` become snapshot records labelled `migrated`; the links stay.
+fn migrate_snapshots(t: &Target, dir: &Path, out: &mut dyn Write) {
+    let mut batch: Vec<(u64, i64)> = Vec::new();
+    let flush = |batch: &mut Vec<(u64, i64)>, out: &mut dyn Write| {
+        if batch.is_empty() {
+            return;
+        }
+        let _ = write!(out, " ({} snapshots)", batch.len());
+        let mut index = 0;
+        for (tid, when) in batch.drain(..) {
+            let r = request(
+                &t.socket,
+                &format!(
+                    "snap-add 0x{tid:016x} {} {}",
+                    when.max(0) as u64 * 1_000_000,
+                    crate::control::hex(b"migrated")
+                ),
+            );
+            match r {
+                Ok(_) => index += 1,
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => index += 1,
+                Err(e) => {
+                    let _ = write!(
+                        out,
+                        "    Ioctl to migrate snapshots failed: {}",
+                        errtext(&e)
+                    );
+                    break;
+                }
+            }
+        }
+        let _ = writeln!(out, "index {index}");
+    };
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let p = e.path();
+            let Ok(md) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if !md.file_type().is_symlink() {
+                continue;
+            }
+            let target = std::fs::read_link(&p)
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let when = name
+                .find(['-', '.'])
+                .and_then(|i| parse_link_date(&name[i + 1..]));
+            let tid = target.rfind('@').and_then(|i| {
+                (i > 0 && target.as_bytes()[i - 1] == b'@')
+                    .then(|| u64::from_str_radix(target[i + 1..].trim_start_matches("0x"), 16).ok())
+                    .flatten()
+            });
+            match (when, tid) {
+                (Some(w), Some(tid)) => {
+                    batch.push((tid, w));
+                    if batch.len() == 16 {
+                        flush(&mut batch, out);
+                    }
+                }
+                _ => {
+                    let _ = writeln!(
+                        out,
+                        "    non-canonical snapshot softlink: {}->{target}",
+                        p.display()
+                    );
+                }
+            }
+        }
+    }
+    flush(&mut batch, out);
+}
+
 /// Runs a `hammer` directive in this process, its output kept only with -vv.
 fn sub(opts: &Opts, argv: &[String], out: &mut dyn Write) {
     if opts.verbose > 0 {
@@ -261,7 +341,42 @@ fn one(
         return Ok(());
     }
     handled.push(t.socket.clone());
-    let config = match crate::cmd_config::get(&t) {
+    // The PFS's own snapshots directory, if it names one.
+    let pfs_dir = request(&t.socket, "pfs-get")
+        .ok()
+        .and_then(|r| r.get("snapshots").and_then(crate::control::unhex))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let olddir = if pfs_dir.starts_with('/') {
+        PathBuf::from(&pfs_dir)
+    } else {
+        PathBuf::from(format!("{}/snapshots", path.trim_end_matches('/')))
+    };
+    // An old-style `<snapshots>/config` file (before version 3) moves into
+    // the metadata, with the directory's snapshot links as records.
+    let old_config = olddir.join("config");
+    let migrated = match std::fs::read(&old_config) {
+        Ok(mut text) => {
+            let _ = write!(out, "(migrating) ");
+            let _ = out.flush();
+            text.truncate(crate::cmd_config::DEFAULT_LIMIT);
+            if let Some(i) = text.iter().position(|&c| c == 0) {
+                text.truncate(i);
+            }
+            migrate_snapshots(&t, &olddir, out);
+            if crate::cmd_config::set(&t, &text).is_err() {
+                let _ = writeln!(out, " cannot init meta-data config!");
+                return Ok(());
+            }
+            let _ = std::fs::remove_file(&old_config);
+            Some(text)
+        }
+        Err(_) => None,
+    };
+    let config = match migrated
+        .map(|m| Ok(Some(m)))
+        .unwrap_or_else(|| crate::cmd_config::get(&t))
+    {
         Ok(Some(c)) => c,
         Ok(None) => {
             let text = if ["/tmp", "/var/tmp", "/usr/obj"].contains(&path) {
@@ -282,11 +397,6 @@ fn one(
     };
     // The snapshots directory: the PFS's own setting when absolute, else
     // /var/hammer/<path>.
-    let pfs_dir = request(&t.socket, "pfs-get")
-        .ok()
-        .and_then(|r| r.get("snapshots").and_then(crate::control::unhex))
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
     let snapdir = if pfs_dir.starts_with('/') {
         PathBuf::from(&pfs_dir)
     } else {
@@ -297,7 +407,6 @@ fn one(
         let rel = path.trim_start_matches('/');
         let newdir = base_dir().join(if rel.is_empty() { "root" } else { rel });
         if !newdir.exists() {
-            let olddir = PathBuf::from(format!("{}/snapshots", path.trim_end_matches('/')));
             if olddir.is_dir() {
                 let _ = writeln!(out, " HAMMER UPGRADE: Moving snapshots");
                 let _ = writeln!(

@@ -37,6 +37,8 @@ const VICONFIG_DEFAULT: &str = "# No configuration present, here are some defaul
 #recopy    30d 10m\n";
 
 const LIMIT: usize = 1023;
+/// Longest configuration text the metadata holds.
+pub const DEFAULT_LIMIT: usize = LIMIT;
 
 /// The stored text; `Ok(None)` when there is none.
 pub fn get(t: &Target) -> std::io::Result<Option<Vec<u8>>> {
