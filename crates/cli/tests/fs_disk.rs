@@ -224,18 +224,23 @@ fn crash_during_file_workload() {
     assert_eq!(failed, None);
     let total = clean.barriers();
     let mut images = 0;
+    let mut rng = Rng(7);
     for c in 0..total {
         let dev = Arc::new(CrashDevice::new(base.clone()));
         dev.crash_after_barriers(c);
         let (_, failed) = workload(dev.clone(), rounds);
         let k = failed.expect("the crash stops the workload");
         let all = (1u64 << dev.pending_writes().min(63)) - 1;
-        for (keep, tear) in [
+        let mut subsets = vec![
             (0, false),
             (all, false),
             (all, true),
             (all & 0x5555_5555_5555_5555, false),
-        ] {
+        ];
+        for _ in 0..12 * scale() {
+            subsets.push((rng.next() & all, rng.next() & 1 == 1));
+        }
+        for (keep, tear) in subsets {
             let fs = open_crash(Arc::new(dev.after_crash(keep, tear)))
                 .unwrap_or_else(|e| panic!("crash point {c}: recovery failed: {e}"));
             let got = dump(&fs, HAMMER_MAX_TID);
