@@ -405,15 +405,19 @@ impl<'s, S: NodeStore> BTree<'s, S> {
                 let i = leaf_lower_bound(n, bound);
                 Err((i > 0).then(|| n.elms[i - 1]))
             } else {
-                Ok(child_index(n, bound))
+                let c = child_index(n, bound);
+                Ok((c, n.elms[c].internal().subtree_offset))
             }
         })?;
         match step {
             Err(found) => Ok(found),
-            Ok(c) => {
+            Ok((c, child)) => {
                 // The child holding `bound` first; earlier children lie
                 // wholly before it (only empty ones make us go further).
-                for j in (0..=c).rev() {
+                if let Some(e) = self.last_before(child, bound, depth + 1)? {
+                    return Ok(Some(e));
+                }
+                for j in (0..c).rev() {
                     let k = self.with(off, |n| n.elms[j].internal().subtree_offset)?;
                     if let Some(e) = self.last_before(k, bound, depth + 1)? {
                         return Ok(Some(e));
