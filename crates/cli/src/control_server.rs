@@ -37,6 +37,27 @@
 //!   strings).
 //! * `stats`: `stats=<17 counters separated by spaces>` in the order of
 //!   `hammer_engine::stats::NAMES`.
+//!
+//! History directives (words that may hold any byte are hex; a path is
+//! relative to the mount's root, `@@` components allowed; object numbers
+//! are the mount's inode numbers). Read-only ones are open to every user
+//! who may talk to the mount; the others need root or the mount's owner,
+//! except `setflags`, which a file's owner may also send:
+//! * `history <path> <atkey 0|1> <key> <nxt_key> <beg> <end>`: `obj`,
+//!   `dirty`, `nxt_key`, `next_key`, `eof` and one `h=<tid> <seconds>` per
+//!   entry (HAMMERIOC_GETHISTORY's rules, committed TIDs only).
+//! * `snap-list`: `pfs` and one `snap=<tid> <µs> <hex label>` per record;
+//!   `snap-add <tid> <µs> [<hex label>]`, `snap-del <tid>`: `tid` of the
+//!   flush that made the change durable (EEXIST, ENOENT as the kernel).
+//! * `config-get`: `text=<hex>` (none when unset); `config-set [<hex>]`.
+//! * `getflags <ino>`: `flags`; `setflags <ino> <flags>` (only the
+//!   no-history bit is taken).
+//! * `pfs-get`: `pfs`, `prune_min`, `mirror_flags`, `snapshots`, `label`.
+//! * `prune [deadline=<s>] [below=<hex key>] <beg>:<end>:<mod>…`,
+//!   `reblock <classes> <free level> [deadline=<s>] [from=<hex key>]`,
+//!   `rebalance <saturation> [deadline=<s>] [from=<hex key>]`: counters,
+//!   and `interrupted=<hex key>` when the deadline stopped them; while they
+//!   run the daemon sends frames holding only `progress=<done> <total>`.
 
 use crate::control::{hex, socket_path, unhex, write_reply, Reply, MAX_REQUEST};
 use crate::{CliError, CliResult};
@@ -217,7 +238,14 @@ fn serve_one(mut s: UnixStream, h: &FsHandle, mount_point: &Path, owner: u32, al
             match words.first() {
                 None => error_reply(libc::EINVAL, "empty request"),
                 Some(_) if !allow_other && !privileged => error_reply(libc::EACCES, ""),
-                Some(d) if needs_root(d) && !privileged => error_reply(libc::EPERM, ""),
+                // A file's own flags are its owner's to change, as with
+                // chflags(2) and the user flags (UF_NOHISTORY).
+                Some(&"setflags") if !privileged && !owns(h, words.get(1), uid) => {
+                    error_reply(libc::EPERM, "")
+                }
+                Some(d) if *d != "setflags" && needs_root(d) && !privileged => {
+                    error_reply(libc::EPERM, "")
+                }
                 Some(d) => {
                     // Long directives send progress frames before the reply.
                     let mut last = std::time::Instant::now();
@@ -436,11 +464,16 @@ fn handle(
             let (Some(ino), Some(flags)) = (object(ino), num(flags)) else {
                 return error_reply(libc::EINVAL, "not an object of the mount's current view");
             };
-            let set = SetAttr {
-                uflags: Some(flags as u32),
-                ..Default::default()
-            };
-            changed(h, |fs| fs.setattr(ino, &set).map(|_| ()))
+            // Only the no-history bit changes here (the directive's job);
+            // every other flag keeps its value.
+            changed(h, |fs| {
+                let old = fs.getattr(ino, HAMMER_MAX_TID)?.uflags;
+                let set = SetAttr {
+                    uflags: Some((old & !UF_NOHISTORY) | (flags as u32 & UF_NOHISTORY)),
+                    ..Default::default()
+                };
+                fs.setattr(ino, &set).map(|_| ())
+            })
         }
         ("pfs-get", []) => match h.with(|fs| pfs_records(fs)) {
             Some(Ok(list)) => match list.into_iter().find(|(id, _)| *id == 0) {
@@ -521,6 +554,14 @@ fn walk(fs: &mut Fs, path: &[u8]) -> hammer_engine::Result<(i64, u64)> {
         asof = next_asof;
     }
     Ok((ino, asof))
+}
+
+/// Whether `uid` owns the object a `setflags` request names.
+fn owns(h: &FsHandle, ino: Option<&&str>, uid: Option<u32>) -> bool {
+    let (Some(ino), Some(uid)) = (ino.and_then(|s| object(s)), uid) else {
+        return false;
+    };
+    matches!(h.with(|fs| fs.getattr(ino, HAMMER_MAX_TID)), Some(Ok(a)) if a.uid == uid)
 }
 
 /// A FUSE inode number of the mount's own view is the object id; the
