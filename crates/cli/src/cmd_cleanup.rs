@@ -271,18 +271,20 @@ fn migrate_snapshots(t: &Target, dir: &Path, out: &mut dyn Write) {
     flush(&mut batch, out);
 }
 
-/// Runs a `hammer` directive in this process, its output kept only with -vv.
-fn sub(opts: &Opts, argv: &[String], out: &mut dyn Write) {
+/// Runs a `hammer` directive in this process, its output kept only with
+/// -vv; returns its exit status.
+fn sub(opts: &Opts, argv: &[String], out: &mut dyn Write) -> i32 {
     if opts.verbose > 0 {
         let _ = writeln!(out, "    hammer {}", argv.join(" "));
     }
     let mut sink = Vec::new();
     let mut err_sink = Vec::new();
-    let _ = crate::hammer::main("hammer", argv, &mut sink, &mut err_sink);
+    let rc = crate::hammer::main("hammer", argv, &mut sink, &mut err_sink);
     if opts.verbose > 1 {
         let _ = out.write_all(&sink);
         let _ = out.write_all(&err_sink);
     }
+    rc
 }
 
 fn dot(opts: &Opts, out: &mut dyn Write) {
@@ -536,8 +538,8 @@ fn directives(
                 } else if is_due {
                     let _ = writeln!(out, "run");
                     expire(t, snapdir, arg2, any, opts.verbose > 0, out);
-                    sub(opts, &[s("snapshot"), s(path), sd.clone()], out);
-                    true
+                    // A failed snapshot is retried on the next run.
+                    sub(opts, &[s("snapshot"), s(path), sd.clone()], out) == 0
                 } else {
                     let _ = writeln!(out, "skip");
                     false
@@ -557,7 +559,7 @@ fn directives(
                     let _ = writeln!(out, "run");
                 }
                 if snapshots_disabled {
-                    sub(opts, &[s("prune-everything"), s(path)], out);
+                    let _ = sub(opts, &[s("prune-everything"), s(path)], out);
                 } else {
                     let target = if has_snap_links(snapdir) {
                         sd.clone()
@@ -569,7 +571,7 @@ fn directives(
                         a.extend([s("-c"), format!("{sd}/.prune.cycle"), s("-t"), s(arg2)]);
                     }
                     a.extend([s("prune"), target]);
-                    sub(opts, &a, out);
+                    let _ = sub(opts, &a, out);
                 }
                 true
             }
@@ -621,7 +623,7 @@ fn directives(
                     if cmd == "reblock" && d == "reblock-data" {
                         a.push(s("95"));
                     }
-                    sub(opts, &a, out);
+                    let _ = sub(opts, &a, out);
                 }
                 if opts.verbose == 0 {
                     let _ = writeln!(out);

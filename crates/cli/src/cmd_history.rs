@@ -180,7 +180,10 @@ pub fn run(
     for word in args {
         let mut path = word.clone();
         if !global && std::fs::metadata(word).is_err() {
-            if let Some(i) = word[1.min(word.len())..].find('@').map(|i| i + 1) {
+            // `@` after the first byte (a byte search: names need not be
+            // ASCII, and `@` is never inside a UTF-8 sequence).
+            let at = word.bytes().skip(1).position(|c| c == b'@').map(|i| i + 1);
+            if let Some(i) = at {
                 path = word[..i].to_string();
                 match parse_attr(&word[i..]) {
                     Ok(s) => state = s,

@@ -38,6 +38,42 @@ fn pos(k: Option<&HammerBaseElm>) -> String {
     }
 }
 
+/// The localization DragonFly's tool forces for each reblock directive
+/// (inodes live in 1, directory entries and data in 2, the B-tree spans
+/// both), printed in the start line whatever the cycle file held.
+fn class_localization(cls: u32) -> u32 {
+    match cls {
+        2 => 1,
+        4 | 8 => 2,
+        _ => 0,
+    }
+}
+
+/// The leading number of a percentage as C's `strtol(s, NULL, 0)` reads
+/// it (`90%` is 90); `None` when there is no number at all.
+fn leading_number(s: &str) -> Option<i64> {
+    let t = s.trim_start();
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (digits, radix) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        (h, 16)
+    } else if t.len() > 1 && t.starts_with('0') {
+        (&t[1..], 8)
+    } else {
+        (t, 10)
+    };
+    let end = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    if end == 0 {
+        return if radix == 8 { Some(0) } else { None };
+    }
+    let v = i64::from_str_radix(&digits[..end], radix).ok()?;
+    Some(if neg { -v } else { v })
+}
+
 /// After the run: the interruption position goes to the cycle file, a
 /// completed run removes it. Returns the position when interrupted.
 fn finish_cycle(opts: &Opts, r: &crate::control::Reply) -> Option<HammerBaseElm> {
@@ -85,7 +121,7 @@ pub fn run(
     }
     let perc = match args.get(1) {
         None => 100,
-        Some(p) => match crate::cmd_prune_strtol(p) {
+        Some(p) => match leading_number(p) {
             Some(v) if (0..=100).contains(&v) => v,
             _ => {
                 let _ = err.write_all(USAGE.as_bytes());
@@ -96,7 +132,14 @@ pub fn run(
     let free_level = (BIGBLOCK - perc * BIGBLOCK / 100).max(0);
     let fs = &args[0];
     let start = start_of(opts, err);
-    let _ = writeln!(out, "reblock start {}", pos(start.as_ref()));
+    let shown = HammerBaseElm {
+        localization: class_localization(cls),
+        ..start.unwrap_or(HammerBaseElm {
+            obj_id: i64::MIN,
+            ..Default::default()
+        })
+    };
+    let _ = writeln!(out, "reblock start {}", pos(Some(&shown)));
     let _ = writeln!(out, "free level {free_level}/{BIGBLOCK}");
     let _ = out.flush();
     let mut line = format!("reblock {cls} {free_level}");
@@ -107,9 +150,16 @@ pub fn run(
         line.push_str(&format!(" from={}", hex(k.as_bytes())));
     }
     let mut progress = Progress::new("reblock");
-    let r = resolve(fs)
-        .map_err(|(_, e)| e)
-        .and_then(|t| request_progress(&t.socket, &line, &mut |d, n| progress.update(d, n)));
+    let t = match resolve(fs) {
+        Ok(t) => Ok(t),
+        Err((true, e)) => {
+            let _ = out.flush();
+            let _ = writeln!(err, "hammer: Unable to open {fs}: {}", errtext(&e));
+            return 1;
+        }
+        Err((false, e)) => Err(e),
+    };
+    let r = t.and_then(|t| request_progress(&t.socket, &line, &mut |d, n| progress.update(d, n)));
     progress.done();
     let n = |r: &crate::control::Reply, k: &str| r.num(k).unwrap_or(0);
     let (bm, bc, dm, dc, ym, yc) = match &r {
@@ -162,7 +212,7 @@ pub fn rebalance(opts: &Opts, args: &[String], out: &mut dyn Write, err: &mut dy
     }
     let perc = match args.get(1) {
         None => 85,
-        Some(p) => match crate::cmd_prune_strtol(p) {
+        Some(p) => match leading_number(p) {
             Some(v) if (50..=100).contains(&v) => v,
             _ => {
                 let _ = err.write_all(REBALANCE_USAGE.as_bytes());
@@ -183,9 +233,16 @@ pub fn rebalance(opts: &Opts, args: &[String], out: &mut dyn Write, err: &mut dy
         line.push_str(&format!(" from={}", hex(k.as_bytes())));
     }
     let mut progress = Progress::new("rebalance");
-    let r = resolve(fs)
-        .map_err(|(_, e)| e)
-        .and_then(|t| request_progress(&t.socket, &line, &mut |d, n| progress.update(d, n)));
+    let t = match resolve(fs) {
+        Ok(t) => Ok(t),
+        Err((true, e)) => {
+            let _ = out.flush();
+            let _ = writeln!(err, "hammer: Unable to open {fs}: {}", errtext(&e));
+            return 1;
+        }
+        Err((false, e)) => Err(e),
+    };
+    let r = t.and_then(|t| request_progress(&t.socket, &line, &mut |d, n| progress.update(d, n)));
     progress.done();
     let n = |r: &crate::control::Reply, k: &str| r.num(k).unwrap_or(0);
     let (sc, de, rb) = match &r {

@@ -309,13 +309,9 @@ fn delete_tid(t: &Target, tid: u64, err: &mut dyn Write) -> Res<()> {
             );
             Ok(())
         }
-        Err(e) if e.raw_os_error() == Some(libc::ENOTTY) => {
-            Err(fail_io(err, 2, &format!("hammer snaprm 0x{tid:016x}"), &e))
-        }
-        Err(e) => {
-            let _ = writeln!(err, "Warning: hammer snaprm 0x{tid:016x}: {}", errtext(&e));
-            Ok(())
-        }
+        // Anything else failed the request itself (not HAMMER, not
+        // allowed, I/O): stop before a softlink is removed.
+        Err(e) => Err(fail_io(err, 2, &format!("hammer snaprm 0x{tid:016x}"), &e)),
     }
 }
 

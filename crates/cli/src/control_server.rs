@@ -111,6 +111,182 @@ pub fn needs_root(directive: &str) -> bool {
     )
 }
 
+/// Connections served at once.
+const MAX_CLIENTS: usize = 32;
+
+/// How long a long directive holds the filesystem at a time: prune,
+/// reblock and rebalance run in steps of about this long, releasing the
+/// lock in between so the mount keeps serving (each step ends in a flush
+/// and resumes where the last one stopped, as a cycle file would).
+const STEP: Duration = Duration::from_millis(300);
+
+fn step_deadline(overall: Option<std::time::Instant>) -> Option<std::time::Instant> {
+    let s = std::time::Instant::now() + STEP;
+    Some(overall.map_or(s, |o| o.min(s)))
+}
+
+fn passed(d: Option<std::time::Instant>) -> bool {
+    d.is_some_and(|d| std::time::Instant::now() >= d)
+}
+
+/// Progress over steps: each step reports against what remained when it
+/// began; the first step's total is the whole.
+struct StepProgress<'a> {
+    inner: &'a mut dyn FnMut(u64, u64),
+    whole: Option<u64>,
+}
+
+impl StepProgress<'_> {
+    fn report(&mut self, done: u64, total: u64) {
+        let whole = *self.whole.get_or_insert(total);
+        (self.inner)(whole.saturating_sub(total) + done, whole);
+    }
+}
+
+fn prune_in_steps(
+    h: &FsHandle,
+    elms: &[PruneElm],
+    limits: &PruneLimits,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Option<hammer_engine::Result<hammer_engine::fs::PruneOutcome>> {
+    let mut p = StepProgress {
+        inner: progress,
+        whole: None,
+    };
+    let mut total = hammer_engine::fs::PruneOutcome::default();
+    let mut below = limits.below;
+    let mut first = true;
+    loop {
+        let lim = PruneLimits {
+            below,
+            deadline: step_deadline(limits.deadline),
+        };
+        let o = match h.with(|fs| fs.prune_limited(elms, &lim, &mut |d, t| p.report(d, t)))? {
+            Ok(o) => o,
+            Err(e) => return Some(Err(e)),
+        };
+        if first {
+            total.stats.scanned = o.stats.scanned;
+            first = false;
+        }
+        total.stats.pruned += o.stats.pruned;
+        total.stats.dirents += o.stats.dirents;
+        total.stats.bytes += o.stats.bytes;
+        match o.interrupted_at {
+            None => return Some(Ok(total)),
+            Some(k) if passed(limits.deadline) => {
+                total.interrupted_at = Some(k);
+                return Some(Ok(total));
+            }
+            Some(k) => below = Some(k),
+        }
+    }
+}
+
+fn reblock_in_steps(
+    h: &FsHandle,
+    o: &ReblockOpts,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Option<hammer_engine::Result<hammer_engine::fs::ReblockStats>> {
+    let mut p = StepProgress {
+        inner: progress,
+        whole: None,
+    };
+    // The nodes in one go (there are few), then the records in steps.
+    let mut total = hammer_engine::fs::ReblockStats::default();
+    if o.btree {
+        let nodes = ReblockOpts {
+            inodes: false,
+            dirs: false,
+            data: false,
+            ..*o
+        };
+        match h.with(|fs| fs.reblock(&nodes, &mut |_, _| {}))? {
+            Ok(st) => {
+                total.btree_moves = st.btree_moves;
+                total.btree_count = st.btree_count;
+                if st.interrupted_at.is_some() {
+                    total.interrupted_at = st.interrupted_at;
+                    return Some(Ok(total));
+                }
+            }
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    if !(o.inodes || o.dirs || o.data) {
+        return Some(Ok(total));
+    }
+    let mut start = o.start;
+    loop {
+        let step = ReblockOpts {
+            btree: false,
+            start,
+            deadline: step_deadline(o.deadline),
+            ..*o
+        };
+        let st = match h.with(|fs| fs.reblock(&step, &mut |d, t| p.report(d, t)))? {
+            Ok(st) => st,
+            Err(e) => return Some(Err(e)),
+        };
+        total.data_moves += st.data_moves;
+        total.data_count += st.data_count;
+        total.data_byte_moves += st.data_byte_moves;
+        total.data_byte_count += st.data_byte_count;
+        match st.interrupted_at {
+            None => return Some(Ok(total)),
+            Some(k) if passed(o.deadline) => {
+                total.interrupted_at = Some(k);
+                return Some(Ok(total));
+            }
+            Some(k) => start = Some(k),
+        }
+    }
+}
+
+fn rebalance_in_steps(
+    h: &FsHandle,
+    saturation: usize,
+    deadline: Option<std::time::Instant>,
+    start: Option<HammerBaseElm>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Option<hammer_engine::Result<hammer_engine::fs::RebalanceStats>> {
+    let mut p = StepProgress {
+        inner: progress,
+        whole: None,
+    };
+    let mut total = hammer_engine::fs::RebalanceStats::default();
+    let mut start = start;
+    let mut first = true;
+    loop {
+        let d = step_deadline(deadline);
+        let st = match h
+            .with(|fs| fs.rebalance(saturation, d, start.as_ref(), &mut |a, b| p.report(a, b)))?
+        {
+            Ok(st) => st,
+            Err(e) => return Some(Err(e)),
+        };
+        if first {
+            total.scanned = st.scanned;
+            first = false;
+        }
+        total.deleted += st.deleted;
+        total.rebalanced += st.rebalanced;
+        match st.interrupted_at {
+            None => return Some(Ok(total)),
+            Some(k) if passed(deadline) => {
+                total.interrupted_at = Some(k);
+                return Some(Ok(total));
+            }
+            Some(k) => start = Some(k),
+        }
+    }
+}
+
+/// `now + secs`, or no deadline when that is past what the clock can hold.
+fn deadline_in(secs: u64) -> Option<std::time::Instant> {
+    std::time::Instant::now().checked_add(Duration::from_secs(secs))
+}
+
 /// The running listener; dropping it removes the socket.
 pub struct ControlServer {
     path: PathBuf,
@@ -176,22 +352,81 @@ pub fn serve(
     // SAFETY: geteuid has no preconditions.
     let owner = unsafe { libc::geteuid() };
     let mount_point = mount_point.to_path_buf();
+    // One thread per connection (at most MAX_CLIENTS at once), so a slow
+    // or stuck client delays nobody else; each has 5 s to send its line.
+    let busy = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     std::thread::Builder::new()
         .name("hammer-control".into())
         .spawn(move || {
+            use std::sync::atomic::Ordering;
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
                 if !handle.is_open() {
                     break;
                 }
-                serve_one(conn, &handle, &mount_point, owner, allow_other);
+                if busy.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+                    busy.fetch_sub(1, Ordering::SeqCst);
+                    let mut conn = conn;
+                    let _ = write_reply(&mut conn, &error_reply(libc::EBUSY, "too many requests"));
+                    continue;
+                }
+                let (h, mp, mine) = (handle.clone(), mount_point.clone(), busy.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("hammer-control-conn".into())
+                    .spawn(move || {
+                        serve_one(conn, &h, &mp, owner, allow_other);
+                        mine.fetch_sub(1, Ordering::SeqCst);
+                    });
+                if spawned.is_err() {
+                    busy.fetch_sub(1, Ordering::SeqCst);
+                }
             }
         })?;
     Ok(())
 }
 
 /// The connected peer's uid.
-fn peer_uid(s: &UnixStream) -> Option<u32> {
+/// The caller as permission checks see it: uid and every group.
+pub struct Cred {
+    pub uid: u32,
+    pub gids: Vec<u32>,
+}
+
+/// The peer's credentials: SO_PEERCRED's uid and gid, and the
+/// supplementary groups from `/proc/<pid>/status`.
+fn peer_cred(s: &UnixStream) -> Option<Cred> {
+    let c = peer_ucred(s)?;
+    let mut gids = vec![c.gid];
+    if let Ok(st) = std::fs::read_to_string(format!("/proc/{}/status", c.pid)) {
+        if let Some(l) = st.lines().find(|l| l.starts_with("Groups:")) {
+            gids.extend(
+                l[7..]
+                    .split_whitespace()
+                    .filter_map(|g| g.parse::<u32>().ok()),
+            );
+        }
+    }
+    Some(Cred { uid: c.uid, gids })
+}
+
+/// Whether `cred` has permission `bit` (4 read, 1 search) on an object
+/// with these attributes, by the mode bits as the kernel checks them.
+fn may(cred: Option<&Cred>, a: &hammer_engine::fs::Attr, bit: u16) -> bool {
+    let Some(c) = cred else { return false };
+    if c.uid == 0 {
+        return true;
+    }
+    let class = if a.uid == c.uid {
+        a.mode >> 6
+    } else if c.gids.contains(&a.gid) {
+        a.mode >> 3
+    } else {
+        a.mode
+    };
+    class & bit != 0
+}
+
+fn peer_ucred(s: &UnixStream) -> Option<libc::ucred> {
     use std::os::fd::AsRawFd;
     let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
@@ -205,7 +440,7 @@ fn peer_uid(s: &UnixStream) -> Option<u32> {
             &mut len,
         )
     };
-    (r == 0).then_some(cred.uid)
+    (r == 0).then_some(cred)
 }
 
 fn error_reply(code: i32, msg: &str) -> Reply {
@@ -218,26 +453,43 @@ fn error_reply(code: i32, msg: &str) -> Reply {
 
 /// Serves one connection: reads the request line, checks, answers.
 fn serve_one(mut s: UnixStream, h: &FsHandle, mount_point: &Path, owner: u32, allow_other: bool) {
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
+    let cred = peer_cred(&s);
+    let uid = cred.as_ref().map(|c| c.uid);
+    let privileged = matches!(uid, Some(u) if u == 0 || u == owner);
+    // Who may talk at all is known before reading anything.
+    if !allow_other && !privileged {
+        let _ = write_reply(&mut s, &error_reply(libc::EACCES, ""));
+        return;
+    }
+    // The whole line within 5 s, however it trickles in.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let mut line = Vec::new();
-    let mut b = [0u8; 512];
-    while !line.contains(&b'\n') && line.len() <= MAX_REQUEST {
+    let mut b = [0u8; 4096];
+    let mut end = None;
+    while end.is_none() && line.len() <= MAX_REQUEST {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
         match s.read(&mut b) {
             Ok(0) | Err(_) => break,
-            Ok(n) => line.extend_from_slice(&b[..n]),
+            Ok(n) => {
+                end = b[..n]
+                    .iter()
+                    .position(|&c| c == b'\n')
+                    .map(|i| line.len() + i);
+                line.extend_from_slice(&b[..n]);
+            }
         }
     }
-    let reply = match line.iter().position(|&c| c == b'\n') {
+    let reply = match end {
         None => error_reply(libc::EINVAL, "request too long or unterminated"),
         Some(end) => {
             let text = String::from_utf8_lossy(&line[..end]).into_owned();
             let words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
-            let uid = peer_uid(&s);
-            let privileged = matches!(uid, Some(u) if u == 0 || u == owner);
             match words.first() {
                 None => error_reply(libc::EINVAL, "empty request"),
-                Some(_) if !allow_other && !privileged => error_reply(libc::EACCES, ""),
                 // A file's own flags are its owner's to change, as with
                 // chflags(2) and the user flags (UF_NOHISTORY).
                 Some(&"setflags") if !privileged && !owns(h, words.get(1), uid) => {
@@ -259,7 +511,7 @@ fn serve_one(mut s: UnixStream, h: &FsHandle, mount_point: &Path, owner: u32, al
                     if *d == "prune" {
                         prune(&words[1..], h, &mut progress)
                     } else {
-                        handle(d, &words[1..], h, mount_point, &mut progress)
+                        handle(d, &words[1..], h, mount_point, cred.as_ref(), &mut progress)
                     }
                 }
             }
@@ -279,6 +531,7 @@ fn handle(
     args: &[&str],
     h: &FsHandle,
     mount_point: &Path,
+    cred: Option<&Cred>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Reply {
     let gone = || error_reply(libc::ENOTTY, "filesystem unmounted");
@@ -319,9 +572,9 @@ fn handle(
                 return error_reply(libc::EINVAL, "bad history arguments");
             };
             let at = (atkey != 0).then_some((key as i64, nxt as i64));
-            match h
-                .with(|fs| walk(fs, &path).and_then(|(ino, _)| fs.history_call(ino, at, beg, end)))
-            {
+            match h.with(|fs| {
+                walk(fs, &path, cred).and_then(|(ino, _)| fs.history_call(ino, at, beg, end))
+            }) {
                 Some(Ok(r)) => {
                     let mut kv = vec![
                         ("obj", format!("0x{:016x}", r.obj_id)),
@@ -346,7 +599,7 @@ fn handle(
             let deadline = rest
                 .iter()
                 .find_map(|a| a.strip_prefix("deadline=").and_then(num))
-                .map(|s| std::time::Instant::now() + Duration::from_secs(s));
+                .and_then(deadline_in);
             let start = rest
                 .iter()
                 .find_map(|a| a.strip_prefix("from=").and_then(base_elm));
@@ -359,7 +612,7 @@ fn handle(
                 deadline,
                 start,
             };
-            match h.with(|fs| fs.reblock(&o, progress)) {
+            match reblock_in_steps(h, &o, progress) {
                 Some(Ok(st)) => {
                     let mut kv = vec![
                         ("btree_moves", st.btree_moves.to_string()),
@@ -385,11 +638,11 @@ fn handle(
             let deadline = rest
                 .iter()
                 .find_map(|a| a.strip_prefix("deadline=").and_then(num))
-                .map(|s| std::time::Instant::now() + Duration::from_secs(s));
+                .and_then(deadline_in);
             let start = rest
                 .iter()
                 .find_map(|a| a.strip_prefix("from=").and_then(base_elm));
-            match h.with(|fs| fs.rebalance(sat as usize, deadline, start.as_ref(), progress)) {
+            match rebalance_in_steps(h, sat as usize, deadline, start, progress) {
                 Some(Ok(st)) => {
                     let mut kv = vec![
                         ("scanned", st.scanned.to_string()),
@@ -519,11 +772,16 @@ fn num(s: &str) -> Option<u64> {
 /// Resolves a path relative to the mount's root the way the mount does,
 /// `name@@0x<tid>` and `name@@<date>` components included: the object and
 /// the TID it is seen as of.
-fn walk(fs: &mut Fs, path: &[u8]) -> hammer_engine::Result<(i64, u64)> {
+fn walk(fs: &mut Fs, path: &[u8], cred: Option<&Cred>) -> hammer_engine::Result<(i64, u64)> {
     use hammer_engine::error::{Error, FsError};
     use hammer_fuse::history::{split_asof_name, AsOf};
+    let denied = || Error::Fs(FsError::Access);
     let (mut ino, mut asof) = (HAMMER_OBJID_ROOT, HAMMER_MAX_TID);
     for comp in path.split(|&c| c == b'/') {
+        // Searching a directory needs its x bit, as open(2) would.
+        if !comp.is_empty() && comp != b"." && !may(cred, &fs.getattr(ino, asof)?, 1) {
+            return Err(denied());
+        }
         match comp {
             b"" | b"." => continue,
             b".." => {
@@ -552,6 +810,10 @@ fn walk(fs: &mut Fs, path: &[u8]) -> hammer_engine::Result<(i64, u64)> {
                 .obj_id;
         }
         asof = next_asof;
+    }
+    // DragonFly's tools open the object for reading first.
+    if !may(cred, &fs.getattr(ino, asof)?, 4) {
+        return Err(denied());
     }
     Ok((ino, asof))
 }
@@ -603,7 +865,7 @@ fn prune(args: &[&str], h: &FsHandle, progress: &mut dyn FnMut(u64, u64)) -> Rep
             let Some(secs) = num(v) else {
                 return error_reply(libc::EINVAL, "bad deadline");
             };
-            limits.deadline = Some(std::time::Instant::now() + Duration::from_secs(secs));
+            limits.deadline = deadline_in(secs);
             continue;
         }
         if let Some(v) = a.strip_prefix("below=") {
@@ -627,7 +889,7 @@ fn prune(args: &[&str], h: &FsHandle, progress: &mut dyn FnMut(u64, u64)) -> Rep
             _ => return error_reply(libc::EINVAL, &format!("bad prune element {a}")),
         }
     }
-    match h.with(|fs| fs.prune_limited(&elms, &limits, progress)) {
+    match prune_in_steps(h, &elms, &limits, progress) {
         Some(Ok(o)) => {
             let st = o.stats;
             let mut kv = vec![
@@ -753,4 +1015,48 @@ fn info(fs: &Fs, mount_point: &Path) -> hammer_engine::Result<Reply> {
         kv.push(("pfs", format!("{id} {mode} {s}")));
     }
     Ok(ok(kv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(mode: u16, uid: u32, gid: u32) -> hammer_engine::fs::Attr {
+        hammer_engine::fs::Attr {
+            ino: 2,
+            obj_type: HAMMER_OBJTYPE_DIRECTORY,
+            mode,
+            uid,
+            gid,
+            nlinks: 1,
+            size: 0,
+            rdev: (0, 0),
+            uflags: 0,
+            atime: 0,
+            mtime: 0,
+            ctime: 0,
+            parent: 1,
+        }
+    }
+
+    #[test]
+    fn permission_bits_as_the_kernel_checks_them() {
+        let alice = Cred {
+            uid: 1000,
+            gids: vec![1000, 27],
+        };
+        let root = Cred {
+            uid: 0,
+            gids: vec![0],
+        };
+        // 0700 owned by bob: alice may not search or read it; root may.
+        assert!(!may(Some(&alice), &attr(0o700, 1001, 1001), 1));
+        assert!(may(Some(&root), &attr(0o700, 1001, 1001), 1));
+        // Owner bits for the owner even when "other" allows more.
+        assert!(!may(Some(&alice), &attr(0o077, 1000, 1000), 4));
+        // A supplementary group counts.
+        assert!(may(Some(&alice), &attr(0o050, 1001, 27), 1));
+        assert!(may(Some(&alice), &attr(0o004, 1001, 1001), 4));
+        assert!(!may(None, &attr(0o777, 0, 0), 4));
+    }
 }

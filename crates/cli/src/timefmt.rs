@@ -10,7 +10,9 @@ extern "C" {
 }
 
 /// `strftime(fmt, localtime(secs))`; an empty string if the format is
-/// unusable or the result would exceed 256 bytes.
+/// unusable. The buffer is sized from the format (as DragonFly's tool
+/// sizes it, the format's length plus room for the conversions), so long
+/// paths in a format are kept whole.
 pub fn strftime(fmt: &str, secs: i64) -> String {
     let Ok(cfmt) = CString::new(fmt) else {
         return String::new();
@@ -24,7 +26,7 @@ pub fn strftime(fmt: &str, secs: i64) -> String {
         if libc::localtime_r(&t, &mut tm).is_null() {
             return String::new();
         }
-        let mut buf = [0u8; 256];
+        let mut buf = vec![0u8; fmt.len() * 4 + 256];
         let n = libc::strftime(
             buf.as_mut_ptr() as *mut libc::c_char,
             buf.len(),

@@ -325,18 +325,10 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             j += 1;
             match ch {
                 'a' => iterate = true,
-                'd' => {
-                    if typ != Type::File {
-                        return usage(err);
-                    }
-                    typ = Type::Diff
-                }
-                'D' => {
-                    if typ != Type::File {
-                        return usage(err);
-                    }
-                    typ = Type::RDiff
-                }
+                // As the original: -d and -D override (a second -t implies
+                // -d); only -i insists on coming first.
+                'd' => typ = Type::Diff,
+                'D' => typ = Type::RDiff,
                 'i' => {
                     if typ != Type::File {
                         return usage(err);

@@ -57,6 +57,8 @@ pub enum FsError {
     NoSpace,
     #[error("file too large")]
     TooBig,
+    #[error("permission denied")]
+    Access,
 }
 
 impl FsError {
@@ -72,6 +74,7 @@ impl FsError {
             FsError::ReadOnly => libc::EROFS,
             FsError::NoSpace => libc::ENOSPC,
             FsError::TooBig => libc::EFBIG,
+            FsError::Access => libc::EACCES,
         }
     }
 }

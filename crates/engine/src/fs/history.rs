@@ -119,60 +119,61 @@ impl Fs {
             create_tid: HAMMER_MAX_TID,
             ..from
         };
-        let mut leaves = Vec::new();
-        // `to` is exclusive; no record has create_tid HAMMER_MAX_TID.
-        self.ro_tree(|t| {
-            t.scan(&from, &to, &mut |e| {
-                leaves.push(*e);
-                ControlFlow::Continue(())
-            })
-        })?;
         // Only committed TIDs: the kernel's scan sees what is on disk, and
         // changes of the transaction in progress have not got theirs yet.
         let committed = self.last_tid();
         let in_range = |t: u64| t >= beg.max(1) && t < end && t <= committed;
-        for e in leaves {
-            if e.base.create_tid >= end {
-                continue;
-            }
-            if let Some((key, _)) = atkey {
-                if rt == HAMMER_RECTYPE_DATA {
-                    let rec_end = e.base.key;
-                    let rec_beg = rec_end - e.data_len.max(0) as i64;
-                    if rec_beg > key && rec_beg < nxt_key {
-                        nxt_key = rec_beg;
-                    }
-                    if rec_end < nxt_key {
-                        nxt_key = rec_end;
-                    }
-                    if rec_end >= MAXPHYS && rec_end - MAXPHYS > key {
+        // Records are judged as the scan yields them and the scan stops at
+        // the first NEXT_KEY, as the kernel's does: a caller walking a big
+        // file key by key does not pay for the rest of the file each time.
+        // `to` is exclusive; no record has create_tid HAMMER_MAX_TID.
+        self.ro_tree(|t| {
+            t.scan(&from, &to, &mut |e| {
+                if e.base.create_tid >= end {
+                    return ControlFlow::Continue(());
+                }
+                if let Some((key, _)) = atkey {
+                    if rt == HAMMER_RECTYPE_DATA {
+                        let rec_end = e.base.key;
+                        let rec_beg = rec_end.saturating_sub(e.data_len.max(0) as i64);
+                        if rec_beg > key && rec_beg < nxt_key {
+                            nxt_key = rec_beg;
+                        }
+                        if rec_end < nxt_key {
+                            nxt_key = rec_end;
+                        }
+                        if rec_end >= MAXPHYS && rec_end - MAXPHYS > key {
+                            r.next_key = true;
+                        }
+                        if rec_beg > key {
+                            return if r.next_key {
+                                ControlFlow::Break(())
+                            } else {
+                                ControlFlow::Continue(())
+                            };
+                        }
+                    } else if e.base.key > key {
+                        if e.base.key < nxt_key {
+                            nxt_key = e.base.key;
+                        }
                         r.next_key = true;
                     }
-                    if rec_beg > key {
-                        if r.next_key {
-                            break;
-                        }
-                        continue;
-                    }
-                } else if e.base.key > key {
-                    if e.base.key < nxt_key {
-                        nxt_key = e.base.key;
-                    }
-                    r.next_key = true;
                 }
-            }
-            let c = e.base.create_tid;
-            if in_range(c) && r.entries.last().map(|x| x.0) != Some(c) {
-                r.entries.push((c, e.create_ts));
-            }
-            let dt = e.base.delete_tid;
-            if dt != 0 && in_range(dt) {
-                r.entries.push((dt, e.delete_ts));
-            }
-            if r.next_key {
-                break;
-            }
-        }
+                let c = e.base.create_tid;
+                if in_range(c) && r.entries.last().map(|x| x.0) != Some(c) {
+                    r.entries.push((c, e.create_ts));
+                }
+                let dt = e.base.delete_tid;
+                if dt != 0 && in_range(dt) {
+                    r.entries.push((dt, e.delete_ts));
+                }
+                if r.next_key {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+        })?;
         r.nxt_key = nxt_key;
         if !r.next_key {
             r.eof = true;

@@ -44,6 +44,7 @@ impl Fs {
         };
         st.scanned = visited;
         let total = parents.len() as u64;
+        let mut done = 0usize;
         for (i, off) in parents.into_iter().enumerate() {
             if i % 64 == 0 {
                 progress(i as u64, total);
@@ -53,10 +54,12 @@ impl Fs {
             if start.is_some_and(|s| btree_cmp(&left, s) < 0) {
                 continue;
             }
-            if matches!(deadline, Some(d) if std::time::Instant::now() >= d) {
+            // At least one step per call: stepping callers always progress.
+            if done > 0 && matches!(deadline, Some(d) if std::time::Instant::now() >= d) {
                 st.interrupted_at = Some(left);
                 break;
             }
+            done += 1;
             let _ = self.tid();
             let root = self.root();
             let (w, f) = BTree::new(&mut self.set, root).rebalance_leaves(off, saturation)?;
@@ -64,8 +67,10 @@ impl Fs {
             st.deleted += f;
             self.maybe_sync()?;
         }
+        // The upper levels are few nodes: done in one go once the leaf
+        // level is through (a deadline does not split them).
         if st.interrupted_at.is_none() {
-            self.rebalance_upper(saturation, deadline, &mut st)?;
+            self.rebalance_upper(saturation, &mut st)?;
         }
         self.sync()?;
         progress(total, total);
@@ -76,12 +81,7 @@ impl Fs {
     /// a node's children and may move grandchildren; steps too big for
     /// the UNDO FIFO are skipped (there are few such nodes and nothing is
     /// wrong with leaving them).
-    fn rebalance_upper(
-        &mut self,
-        saturation: usize,
-        deadline: Option<std::time::Instant>,
-        st: &mut RebalanceStats,
-    ) -> Result<()> {
+    fn rebalance_upper(&mut self, saturation: usize, st: &mut RebalanceStats) -> Result<()> {
         let fifo = self.set.header().vol0_blockmap[HAMMER_ZONE_UNDO_INDEX as usize].alloc_offset
             & HAMMER_OFF_LONG_MASK;
         // Each node write may log a whole 16 KiB buffer plus record heads.
@@ -92,10 +92,6 @@ impl Fs {
         };
         for level in levels {
             for off in level {
-                if matches!(deadline, Some(d) if std::time::Instant::now() >= d) {
-                    st.interrupted_at = Some(self.set.read_node(off)?.elms[0].base);
-                    return Ok(());
-                }
                 let _ = self.tid();
                 let root = self.root();
                 let (w, f) = BTree::new(&mut self.set, root)
