@@ -38,6 +38,11 @@ The volume is mounted read-write at $mnt. Try:
   ls $mnt
   ls $mnt/@@${tid:-0x<tid>}                   # the root directory as of the import transaction
   rm -r $mnt/ondisk && ls $mnt/@@${tid:-0x<tid>}/ondisk   # removed, yet still there in the past
+  echo two >> $mnt/note.txt && $bin/hammer synctid $mnt   # a flush: prints its TID
+  $bin/hammer history $mnt/note.txt           # the TIDs at which note.txt changed
+  $bin/undo -a $mnt/note.txt                  # every version of it
+  $bin/hammer snap $mnt "my first snapshot" && $bin/hammer snapls $mnt
+  $bin/hammer prune-everything $mnt           # drop all history (space comes back)
   umount $mnt                                 # flushes and releases the volume
   $bin/hammer -f $img show | less             # then look at the B-tree offline
   $bin/hammer -f $img checkmap                # and check the free-space accounting
