@@ -219,9 +219,13 @@ pub fn list(t: &Target) -> std::io::Result<Vec<SnapInfo>> {
 }
 
 /// `snapls [<path> …]`.
-pub fn snapls(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+/// `snapls [<path> …]`; with `--json` one JSON array of
+/// `{"path", "pfs", "snapshots": [{"tid", "time", "timestamp", "note"}]}`
+/// (`note` empty rather than `-`).
+pub fn snapls(args: &[String], json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let dot = [".".to_string()];
     let paths = if args.is_empty() { &dot[..] } else { args };
+    let mut docs = Vec::new();
     let r = (|| {
         for path in paths {
             let t = match resolve(path) {
@@ -251,6 +255,19 @@ pub fn snapls(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 
                     &e,
                 )
             })?;
+            if json {
+                docs.push(serde_json::json!({
+                    "path": path,
+                    "pfs": 0,
+                    "snapshots": snaps.iter().map(|s| serde_json::json!({
+                        "tid": format!("0x{:016x}", s.tid),
+                        "time": s.ts_us / 1_000_000,
+                        "timestamp": strftime("%Y-%m-%d %H:%M:%S %Z", (s.ts_us / 1_000_000) as i64),
+                        "note": String::from_utf8_lossy(&s.label),
+                    })).collect::<Vec<_>>(),
+                }));
+                continue;
+            }
             let _ = writeln!(out, "Snapshots on {path}\tPFS#0");
             let _ = out.write_all(b"Transaction ID\t\tTimestamp\t\tNote\n");
             for s in snaps {
@@ -265,6 +282,9 @@ pub fn snapls(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 
         }
         Ok(())
     })();
+    if json && r.is_ok() {
+        let _ = writeln!(out, "{}", serde_json::Value::Array(docs));
+    }
     finish(r, out)
 }
 

@@ -145,7 +145,7 @@ pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Wri
         "snaplo" => return cmd_snapshot::snap(SnapKind::SnapLo, rest, out, err),
         "snapq" => return cmd_snapshot::snap(SnapKind::SnapQ, rest, out, err),
         "snaprm" => return cmd_snapshot::snaprm(rest, out, err),
-        "snapls" => return cmd_snapshot::snapls(rest, out, err),
+        "snapls" => return cmd_snapshot::snapls(rest, json, out, err),
         "snapshot" => return cmd_snapshot::snapshot(rest, out, err),
         "prune" => return cmd_prune::run(&opts, false, rest, out, err),
         "prune-everything" => return cmd_prune::run(&opts, true, rest, out, err),

@@ -146,6 +146,14 @@ fn config_cleanup_reblock_rebalance() {
     );
     assert!(snapls.contains("\tmigrated\n"), "{snapls}");
     assert!(snapls.lines().count() >= 4, "{snapls}");
+    // The same list for scripts.
+    let j: serde_json::Value =
+        serde_json::from_str(&run(d, &env, &["--json", "snapls", &mnt]).1).unwrap();
+    let snaps = j[0]["snapshots"].as_array().unwrap();
+    assert_eq!(snaps.len(), snapls.lines().count() - 2);
+    assert!(snaps
+        .iter()
+        .any(|s| s["tid"] == tid && s["note"] == "migrated" && s["time"].as_u64().is_some()));
     for what in ["snapshots", "prune", "rebalance", "reblock", "recopy"] {
         let p = fs::read_to_string(snapdir.join(format!(".{what}.period"))).unwrap();
         assert!(p.starts_with("0x") && p.ends_with('\n'), "{what}: {p:?}");
