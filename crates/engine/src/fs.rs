@@ -861,10 +861,15 @@ impl Fs {
     /// Drops an open handle; the last close of an object without links
     /// destroys it (at the next flush).
     pub fn release(&mut self, ino: i64) -> Result<()> {
+        self.release_n(ino, 1)
+    }
+
+    /// Drops `k` references (handles, or the mount's lookup references).
+    pub fn release_n(&mut self, ino: i64, k: u64) -> Result<()> {
         let Some(n) = self.open_refs.get_mut(&ino) else {
             return Ok(());
         };
-        *n -= 1;
+        *n = n.saturating_sub(k.min(u32::MAX as u64) as u32);
         if *n > 0 {
             return Ok(());
         }

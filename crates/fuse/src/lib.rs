@@ -182,12 +182,30 @@ impl HammerFuse {
     }
 
     /// Attributes of a node under its inode number, counting a kernel
-    /// reference when `entry` (lookup-like replies).
-    fn attr_for(&self, fs: &Fs, node: Node, entry: bool) -> Result<fuser::FileAttr, Error> {
+    /// reference when `entry` (lookup-like replies). A reference to a
+    /// current object also keeps it alive in the engine (like an open
+    /// handle) until the kernel forgets it: with writeback caching the
+    /// kernel may still write back pages and times of a file whose last
+    /// name and handle are gone.
+    fn attr_for(&self, fs: &mut Fs, node: Node, entry: bool) -> Result<fuser::FileAttr, Error> {
         let (a, nlink) = Self::stat(fs, node)?;
+        if entry && node.asof == HAMMER_MAX_TID && !self.read_only {
+            fs.open_ref(node.obj_id)?;
+        }
         let mut t = self.inodes();
         let ino = if entry { t.acquire(node) } else { t.peek(node) };
         Ok(file_attr(ino, &a, nlink))
+    }
+
+    /// The kernel dropped `n` references to inode `ino`.
+    fn forget_refs(&self, ino: u64, n: u64) {
+        let node = self.inodes().node(ino);
+        self.inodes().forget(ino, n);
+        if let Some(node) = node {
+            if node.asof == HAMMER_MAX_TID && !self.read_only {
+                let _ = self.with_fs(|fs| fs.release_n(node.obj_id, n));
+            }
+        }
     }
 
     /// How long the kernel may keep an answer about `node`: not at all for
@@ -327,7 +345,15 @@ fn ok_or_reply(r: R<()>, reply: ReplyEmpty) {
 }
 
 impl Filesystem for HammerFuse {
-    fn init(&mut self, _req: &Request, _config: &mut KernelConfig) -> std::io::Result<()> {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Writeback caching: the kernel keeps written pages and sends them
+        // in large writes (or at fsync, syncfs, unmount), as a local
+        // filesystem's page cache does. Every directive that flushes runs
+        // syncfs first, so what the user wrote is in the flush. A read-only
+        // mount has nothing to write back.
+        if !self.read_only {
+            let _ = config.add_capabilities(fuser::InitFlags::FUSE_WRITEBACK_CACHE);
+        }
         Ok(())
     }
 
@@ -345,7 +371,7 @@ impl Filesystem for HammerFuse {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.inodes().forget(ino.0, nlookup);
+        self.forget_refs(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
