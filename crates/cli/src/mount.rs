@@ -7,7 +7,8 @@
 //! last write. Options: DragonFly's `ro`, `rw`, `nohistory` and `-T` (a
 //! read-only view as of a TID), and for Linux `allow_other` and
 //! `default_permissions` (both the default when root mounts),
-//! `flush_interval=SECONDS` (periodic sync, default 5, 0 for none) and the
+//! `flush_interval=SECONDS` (periodic sync, default 5, 0 for none),
+//! `writeback` (kernel writeback caching: faster random writes) and the
 //! generic `atime`, `noatime`, `dev`, `nodev`, `suid`, `nosuid`, `exec`,
 //! `noexec`. Once serving, the daemon answers `hammer`'s directives on
 //! the mount over the control channel (`control_server`); its socket goes
@@ -36,6 +37,8 @@ pub struct MountArgs {
     pub default_permissions: bool,
     pub asof: u64,
     pub flush_interval: Duration,
+    /// `-o writeback`: kernel writeback caching.
+    pub writeback: bool,
     /// Generic kernel flags passed through.
     pub flags: Vec<MountOption>,
     pub volumes: Vec<String>,
@@ -62,6 +65,7 @@ pub fn parse_args(args: &[String], root: bool) -> CliResult<Option<MountArgs>> {
         default_permissions: root,
         asof: HAMMER_MAX_TID,
         flush_interval: Duration::from_secs(5),
+        writeback: false,
         flags: Vec::new(),
         volumes: Vec::new(),
         mountpoint: PathBuf::new(),
@@ -109,6 +113,7 @@ pub fn parse_args(args: &[String], root: bool) -> CliResult<Option<MountArgs>> {
             "" | "rw" => {}
             "ro" => m.read_only = true,
             "nohistory" => m.nohistory = true,
+            "writeback" => m.writeback = true,
             "allow_other" => m.allow_other = true,
             "default_permissions" => m.default_permissions = true,
             "atime" => m.flags.push(MountOption::Atime),
@@ -275,6 +280,7 @@ pub fn run(m: &MountArgs) -> CliResult<()> {
     let view = MountView {
         read_only: m.read_only,
         asof: m.asof,
+        writeback: m.writeback,
     };
     let adapter = HammerFuse::new(handle.clone(), view);
     let mut session = Session::new(adapter, &m.mountpoint, &session_config(m))

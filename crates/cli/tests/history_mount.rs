@@ -1303,3 +1303,41 @@ fn uncommitted_tids_in_history_and_paths() {
     checkmap(&v.img);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `-o writeback`: the kernel caches writes; flushing directives push them
+/// first (syncfs), and pages of a file removed before they were written
+/// back land harmlessly (the object lives until the kernel forgets it).
+#[test]
+fn writeback_mount() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !fuse_ok("writeback_mount") {
+        return;
+    }
+    let v = volume();
+    let m = mount(&v, &["-o", "writeback,flush_interval=0"]);
+    let d = v.mnt.as_path();
+    fs::create_dir(d.join("tmp")).unwrap();
+    for i in 0..20 {
+        fs::write(d.join(format!("tmp/f{i}")), vec![i as u8; 70_000]).unwrap();
+    }
+    fs::remove_dir_all(d.join("tmp")).unwrap();
+    append(&d.join("kept"), "one\n");
+    let t1 = synctid(d);
+    append(&d.join("kept"), "two\n");
+    let t2 = synctid(d);
+    assert_eq!(history(d, "kept").tids(), vec![t1, t2]);
+    assert_eq!(
+        fs::read_to_string(d.join(format!("kept@@0x{t1:016x}"))).unwrap(),
+        "one\n"
+    );
+    m.unmount();
+    checkmap(&v.img);
+    let m = mount(&v, OPTS);
+    assert_eq!(
+        fs::read_to_string(v.mnt.join("kept")).unwrap(),
+        "one\ntwo\n"
+    );
+    assert!(!v.mnt.join("tmp").exists());
+    m.unmount();
+    checkmap(&v.img);
+}

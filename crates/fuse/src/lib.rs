@@ -107,12 +107,15 @@ pub struct MountView {
     pub read_only: bool,
     /// The TID the mount shows (`-T`); `HAMMER_MAX_TID` for the current state.
     pub asof: u64,
+    /// Let the kernel cache writes (FUSE writeback caching, `-o writeback`).
+    pub writeback: bool,
 }
 
 impl Default for MountView {
     fn default() -> Self {
         MountView {
             read_only: false,
+            writeback: false,
             asof: HAMMER_MAX_TID,
         }
     }
@@ -123,6 +126,7 @@ pub struct HammerFuse {
     fs: FsHandle,
     inodes: Mutex<InodeTable>,
     read_only: bool,
+    writeback: bool,
 }
 
 type R<T> = Result<T, Errno>;
@@ -133,6 +137,7 @@ impl HammerFuse {
             fs,
             inodes: Mutex::new(InodeTable::new(view.asof)),
             read_only: view.read_only || view.asof != HAMMER_MAX_TID,
+            writeback: view.writeback,
         }
     }
 
@@ -346,12 +351,14 @@ fn ok_or_reply(r: R<()>, reply: ReplyEmpty) {
 
 impl Filesystem for HammerFuse {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        // Writeback caching: the kernel keeps written pages and sends them
-        // in large writes (or at fsync, syncfs, unmount), as a local
-        // filesystem's page cache does. Every directive that flushes runs
-        // syncfs first, so what the user wrote is in the flush. A read-only
-        // mount has nothing to write back.
-        if !self.read_only {
+        // Writeback caching (`-o writeback`): the kernel keeps written
+        // pages and sends them later in large writes (or at fsync, syncfs,
+        // unmount), as a local filesystem's page cache does. Every
+        // directive that flushes runs syncfs first, so what the user wrote
+        // is in the flush. Off by default: it doubles random-write IOPS but
+        // costs metadata-heavy work (deferred small writes and time
+        // updates) in the same benchmark run (bench/README.md).
+        if self.writeback && !self.read_only {
             let _ = config.add_capabilities(fuser::InitFlags::FUSE_WRITEBACK_CACHE);
         }
         Ok(())
