@@ -18,7 +18,7 @@
 //! and says where; `-c cyclefile` keeps that position so the next run
 //! continues below it). Progress goes to stderr when it is a terminal.
 
-use crate::common::{Opts, Progress};
+use crate::common::{strtoull0, Opts, Progress};
 use crate::control::{errtext, hex, request, request_progress, resolve, unhex};
 use hammer_ondisk::{HammerBaseElm, HAMMER_MAX_TID};
 use std::io::Write;
@@ -34,22 +34,6 @@ hammer prune-everything <filesystem>\n";
 pub struct Point {
     pub tid: u64,
     pub ts: i64,
-}
-
-/// A TID written in C's `strtoull(…, 0)` forms (hex with `0x`, octal with
-/// a leading 0, else decimal), ignoring what follows the number.
-fn strtoull0(s: &str) -> u64 {
-    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        (h, 16)
-    } else if s.len() > 1 && s.starts_with('0') {
-        (&s[1..], 8)
-    } else {
-        (s, 10)
-    };
-    let end = digits
-        .find(|c: char| !c.is_digit(radix))
-        .unwrap_or(digits.len());
-    u64::from_str_radix(&digits[..end], radix).unwrap_or(0)
 }
 
 /// The windows for the kept points, newest first: `(beg, end)`, plus what

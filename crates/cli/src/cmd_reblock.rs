@@ -74,6 +74,38 @@ fn leading_number(s: &str) -> Option<i64> {
     Some(if neg { -v } else { v })
 }
 
+/// Sends a reblock or rebalance request (with the `-t` deadline and the
+/// cycle position) to the daemon of the mount holding `fs`, showing
+/// progress on a terminal. `Err(1)` when `fs` cannot be opened, as the
+/// original exits; other failures are the reply's error.
+fn ask(
+    opts: &Opts,
+    fs: &str,
+    mut line: String,
+    start: Option<&HammerBaseElm>,
+    err: &mut dyn Write,
+) -> Result<std::io::Result<crate::control::Reply>, i32> {
+    if let Some(t) = opts.timeout {
+        line.push_str(&format!(" deadline={t}"));
+    }
+    if let Some(k) = start {
+        line.push_str(&format!(" from={}", hex(k.as_bytes())));
+    }
+    let t = match resolve(fs) {
+        Ok(t) => t,
+        Err((true, e)) => {
+            let _ = writeln!(err, "hammer: Unable to open {fs}: {}", errtext(&e));
+            return Err(1);
+        }
+        Err((false, e)) => return Ok(Err(e)),
+    };
+    let what = line.split(' ').next().unwrap_or("").to_string();
+    let mut progress = Progress::new(&what);
+    let r = request_progress(&t.socket, &line, &mut |d, n| progress.update(d, n));
+    progress.done();
+    Ok(r)
+}
+
 /// After the run: the interruption position goes to the cycle file, a
 /// completed run removes it. Returns the position when interrupted.
 fn finish_cycle(opts: &Opts, r: &crate::control::Reply) -> Option<HammerBaseElm> {
@@ -142,25 +174,16 @@ pub fn run(
     let _ = writeln!(out, "reblock start {}", pos(Some(&shown)));
     let _ = writeln!(out, "free level {free_level}/{BIGBLOCK}");
     let _ = out.flush();
-    let mut line = format!("reblock {cls} {free_level}");
-    if let Some(t) = opts.timeout {
-        line.push_str(&format!(" deadline={t}"));
-    }
-    if let Some(k) = &start {
-        line.push_str(&format!(" from={}", hex(k.as_bytes())));
-    }
-    let mut progress = Progress::new("reblock");
-    let t = match resolve(fs) {
-        Ok(t) => Ok(t),
-        Err((true, e)) => {
-            let _ = out.flush();
-            let _ = writeln!(err, "hammer: Unable to open {fs}: {}", errtext(&e));
-            return 1;
-        }
-        Err((false, e)) => Err(e),
+    let r = match ask(
+        opts,
+        fs,
+        format!("reblock {cls} {free_level}"),
+        start.as_ref(),
+        err,
+    ) {
+        Ok(r) => r,
+        Err(code) => return code,
     };
-    let r = t.and_then(|t| request_progress(&t.socket, &line, &mut |d, n| progress.update(d, n)));
-    progress.done();
     let n = |r: &crate::control::Reply, k: &str| r.num(k).unwrap_or(0);
     let (bm, bc, dm, dc, ym, yc) = match &r {
         Ok(r) => {
@@ -225,25 +248,16 @@ pub fn rebalance(opts: &Opts, args: &[String], out: &mut dyn Write, err: &mut dy
     let start = start_of(opts, err);
     let _ = writeln!(out, "rebalance start {}", pos(start.as_ref()));
     let _ = out.flush();
-    let mut line = format!("rebalance {saturation}");
-    if let Some(t) = opts.timeout {
-        line.push_str(&format!(" deadline={t}"));
-    }
-    if let Some(k) = &start {
-        line.push_str(&format!(" from={}", hex(k.as_bytes())));
-    }
-    let mut progress = Progress::new("rebalance");
-    let t = match resolve(fs) {
-        Ok(t) => Ok(t),
-        Err((true, e)) => {
-            let _ = out.flush();
-            let _ = writeln!(err, "hammer: Unable to open {fs}: {}", errtext(&e));
-            return 1;
-        }
-        Err((false, e)) => Err(e),
+    let r = match ask(
+        opts,
+        fs,
+        format!("rebalance {saturation}"),
+        start.as_ref(),
+        err,
+    ) {
+        Ok(r) => r,
+        Err(code) => return code,
     };
-    let r = t.and_then(|t| request_progress(&t.socket, &line, &mut |d, n| progress.update(d, n)));
-    progress.done();
     let n = |r: &crate::control::Reply, k: &str| r.num(k).unwrap_or(0);
     let (sc, de, rb) = match &r {
         Ok(r) => {

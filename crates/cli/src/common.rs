@@ -27,6 +27,25 @@ pub struct Opts {
     pub force: bool,
 }
 
+/// C's `strtoull(s, NULL, 0)`: leading blanks and a `+` skipped, `0x` hex,
+/// a leading `0` octal, else decimal, stopping at the first character that
+/// is not a digit; 0 when there is no number.
+pub fn strtoull0(s: &str) -> u64 {
+    let s = s.trim_start();
+    let s = s.strip_prefix('+').unwrap_or(s);
+    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        (h, 16)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (&s[1..], 8)
+    } else {
+        (s, 10)
+    };
+    let end = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    u64::from_str_radix(&digits[..end], radix).unwrap_or(0)
+}
+
 /// Progress of long work on stderr, only when stderr is a terminal (so
 /// scripts and logs see nothing): `\r<what>: <pct>% (<done>/<total>)`,
 /// with an estimate of the time left, at most five times a second, and a

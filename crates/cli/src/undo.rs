@@ -16,6 +16,7 @@
 //! the paths were processed, as the original's; usage errors exit 1.
 
 use crate::cmd_history::{entries, query_rel};
+use crate::common::strtoull0;
 use crate::control::{errtext, rel_path, resolve};
 use crate::timefmt::strftime;
 use std::collections::BTreeMap;
@@ -53,23 +54,6 @@ enum Pick {
     None,
     Tid(u64),
     Index(u64),
-}
-
-/// C's `strtoull(s, NULL, 0)`, tolerant of trailing text.
-fn strtoull0(s: &str) -> u64 {
-    let s = s.trim_start();
-    let s = s.strip_prefix('+').unwrap_or(s);
-    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        (h, 16)
-    } else if s.len() > 1 && s.starts_with('0') {
-        (&s[1..], 8)
-    } else {
-        (s, 10)
-    };
-    let end = digits
-        .find(|c: char| !c.is_digit(radix))
-        .unwrap_or(digits.len());
-    u64::from_str_radix(&digits[..end], radix).unwrap_or(0)
 }
 
 fn parse_pick(s: &str) -> Pick {

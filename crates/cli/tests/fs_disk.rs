@@ -12,34 +12,8 @@ use hammer_engine::error::{Error, FsError};
 use hammer_engine::fs::{Fs, NewObject};
 use hammer_engine::{Device, FileDevice, OpenOptions, VolumeSet};
 use hammer_ondisk::*;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use support::*;
-
-/// Everything visible from the root: path → (type, contents or target).
-type Tree = BTreeMap<String, (u8, Vec<u8>)>;
-
-fn dump(fs: &Fs, asof: u64) -> Tree {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![(HAMMER_OBJID_ROOT, String::new())];
-    while let Some((dir, path)) = stack.pop() {
-        for e in fs.readdir(dir, asof).unwrap() {
-            let p = format!("{path}/{}", String::from_utf8_lossy(&e.name));
-            let a = fs.getattr(e.obj_id, asof).unwrap();
-            let body = match a.obj_type {
-                HAMMER_OBJTYPE_DIRECTORY => {
-                    stack.push((e.obj_id, p.clone()));
-                    Vec::new()
-                }
-                HAMMER_OBJTYPE_REGFILE => fs.read(e.obj_id, 0, a.size as usize, asof).unwrap(),
-                HAMMER_OBJTYPE_SOFTLINK => fs.readlink(e.obj_id, asof).unwrap(),
-                _ => Vec::new(),
-            };
-            out.insert(p, (a.obj_type, body));
-        }
-    }
-    out
-}
 
 fn check_volume(set: &mut VolumeSet) {
     let report = hammer_cli::cmd_checkmap::collect(set).unwrap();

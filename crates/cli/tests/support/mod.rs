@@ -169,3 +169,32 @@ pub fn scale() -> usize {
         .unwrap_or(1)
         .max(1)
 }
+
+/// Everything visible from the root of a filesystem as of a TID: path →
+/// (type, file contents or symlink target).
+pub type Tree = std::collections::BTreeMap<String, (u8, Vec<u8>)>;
+
+/// The whole tree as of `asof` (`HAMMER_MAX_TID`: now), for comparing
+/// views before and after a change.
+pub fn dump(fs: &hammer_engine::fs::Fs, asof: u64) -> Tree {
+    use hammer_ondisk::*;
+    let mut out = Tree::new();
+    let mut stack = vec![(HAMMER_OBJID_ROOT, String::new())];
+    while let Some((dir, path)) = stack.pop() {
+        for e in fs.readdir(dir, asof).unwrap() {
+            let p = format!("{path}/{}", String::from_utf8_lossy(&e.name));
+            let a = fs.getattr(e.obj_id, asof).unwrap();
+            let body = match a.obj_type {
+                HAMMER_OBJTYPE_DIRECTORY => {
+                    stack.push((e.obj_id, p.clone()));
+                    Vec::new()
+                }
+                HAMMER_OBJTYPE_REGFILE => fs.read(e.obj_id, 0, a.size as usize, asof).unwrap(),
+                HAMMER_OBJTYPE_SOFTLINK => fs.readlink(e.obj_id, asof).unwrap(),
+                _ => Vec::new(),
+            };
+            out.insert(p, (a.obj_type, body));
+        }
+    }
+    out
+}
