@@ -143,6 +143,32 @@ impl StepProgress<'_> {
     }
 }
 
+/// Runs a long directive in steps: `step(fs, deadline, resume)` works from
+/// `resume` until the step's deadline and returns where it stopped (`None`
+/// when done). The filesystem lock is released between steps. The result
+/// is `None` once unmounted, else where the work stopped because the
+/// caller's own `deadline` passed (`None`: finished).
+fn in_steps(
+    h: &FsHandle,
+    deadline: Option<std::time::Instant>,
+    mut resume: Option<HammerBaseElm>,
+    mut step: impl FnMut(
+        &mut Fs,
+        Option<std::time::Instant>,
+        Option<HammerBaseElm>,
+    ) -> hammer_engine::Result<Option<HammerBaseElm>>,
+) -> Option<hammer_engine::Result<Option<HammerBaseElm>>> {
+    loop {
+        let d = step_deadline(deadline);
+        match h.with(|fs| step(fs, d, resume))? {
+            Err(e) => return Some(Err(e)),
+            Ok(None) => return Some(Ok(None)),
+            Ok(Some(k)) if passed(deadline) => return Some(Ok(Some(k))),
+            Ok(Some(k)) => resume = Some(k),
+        }
+    }
+}
+
 fn prune_in_steps(
     h: &FsHandle,
     elms: &[PruneElm],
@@ -154,33 +180,24 @@ fn prune_in_steps(
         whole: None,
     };
     let mut total = hammer_engine::fs::PruneOutcome::default();
-    let mut below = limits.below;
     let mut first = true;
-    loop {
-        let lim = PruneLimits {
-            below,
-            deadline: step_deadline(limits.deadline),
-        };
-        let o = match h.with(|fs| fs.prune_limited(elms, &lim, &mut |d, t| p.report(d, t)))? {
-            Ok(o) => o,
-            Err(e) => return Some(Err(e)),
-        };
+    let r = in_steps(h, limits.deadline, limits.below, |fs, deadline, below| {
+        let lim = PruneLimits { below, deadline };
+        let o = fs.prune_limited(elms, &lim, &mut |d, t| p.report(d, t))?;
         if first {
+            // Later steps see only what is left: the first saw it all.
             total.stats.scanned = o.stats.scanned;
             first = false;
         }
         total.stats.pruned += o.stats.pruned;
         total.stats.dirents += o.stats.dirents;
         total.stats.bytes += o.stats.bytes;
-        match o.interrupted_at {
-            None => return Some(Ok(total)),
-            Some(k) if passed(limits.deadline) => {
-                total.interrupted_at = Some(k);
-                return Some(Ok(total));
-            }
-            Some(k) => below = Some(k),
-        }
-    }
+        Ok(o.interrupted_at)
+    });
+    Some(r?.map(|at| {
+        total.interrupted_at = at;
+        total
+    }))
 }
 
 fn reblock_in_steps(
@@ -216,31 +233,24 @@ fn reblock_in_steps(
     if !(o.inodes || o.dirs || o.data) {
         return Some(Ok(total));
     }
-    let mut start = o.start;
-    loop {
+    let r = in_steps(h, o.deadline, o.start, |fs, deadline, start| {
         let step = ReblockOpts {
             btree: false,
             start,
-            deadline: step_deadline(o.deadline),
+            deadline,
             ..*o
         };
-        let st = match h.with(|fs| fs.reblock(&step, &mut |d, t| p.report(d, t)))? {
-            Ok(st) => st,
-            Err(e) => return Some(Err(e)),
-        };
+        let st = fs.reblock(&step, &mut |d, t| p.report(d, t))?;
         total.data_moves += st.data_moves;
         total.data_count += st.data_count;
         total.data_byte_moves += st.data_byte_moves;
         total.data_byte_count += st.data_byte_count;
-        match st.interrupted_at {
-            None => return Some(Ok(total)),
-            Some(k) if passed(o.deadline) => {
-                total.interrupted_at = Some(k);
-                return Some(Ok(total));
-            }
-            Some(k) => start = Some(k),
-        }
-    }
+        Ok(st.interrupted_at)
+    });
+    Some(r?.map(|at| {
+        total.interrupted_at = at;
+        total
+    }))
 }
 
 fn rebalance_in_steps(
@@ -255,31 +265,21 @@ fn rebalance_in_steps(
         whole: None,
     };
     let mut total = hammer_engine::fs::RebalanceStats::default();
-    let mut start = start;
     let mut first = true;
-    loop {
-        let d = step_deadline(deadline);
-        let st = match h
-            .with(|fs| fs.rebalance(saturation, d, start.as_ref(), &mut |a, b| p.report(a, b)))?
-        {
-            Ok(st) => st,
-            Err(e) => return Some(Err(e)),
-        };
+    let r = in_steps(h, deadline, start, |fs, d, start| {
+        let st = fs.rebalance(saturation, d, start.as_ref(), &mut |a, b| p.report(a, b))?;
         if first {
             total.scanned = st.scanned;
             first = false;
         }
         total.deleted += st.deleted;
         total.rebalanced += st.rebalanced;
-        match st.interrupted_at {
-            None => return Some(Ok(total)),
-            Some(k) if passed(deadline) => {
-                total.interrupted_at = Some(k);
-                return Some(Ok(total));
-            }
-            Some(k) => start = Some(k),
-        }
-    }
+        Ok(st.interrupted_at)
+    });
+    Some(r?.map(|at| {
+        total.interrupted_at = at;
+        total
+    }))
 }
 
 /// `now + secs`, or no deadline when that is past what the clock can hold.
