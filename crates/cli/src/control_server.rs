@@ -950,33 +950,6 @@ fn pfs_records(fs: &Fs) -> hammer_engine::Result<Vec<(u32, HammerPseudofsData)>>
     Ok(out)
 }
 
-/// Snapshot records of PFS #0 (`lo=1 obj=1 rt=SNAPSHOT`, key = TID).
-fn snapshot_count(fs: &Fs) -> hammer_engine::Result<u64> {
-    let set = fs.volumes();
-    let mut store = ReadOnlyStore(set);
-    let tree = BTree::new(&mut store, set.header().vol0_btree_root);
-    let from = HammerBaseElm {
-        localization: HAMMER_LOCALIZE_INODE,
-        obj_id: HAMMER_OBJID_ROOT,
-        rec_type: HAMMER_RECTYPE_SNAPSHOT,
-        key: i64::MIN,
-        create_tid: 1,
-        ..Default::default()
-    };
-    let to = HammerBaseElm {
-        rec_type: HAMMER_RECTYPE_SNAPSHOT + 1,
-        ..from
-    };
-    let mut n = 0;
-    tree.scan(&from, &to, &mut |e| {
-        if e.base.delete_tid == 0 {
-            n += 1;
-        }
-        ControlFlow::Continue(())
-    })?;
-    Ok(n)
-}
-
 fn info(fs: &Fs, mount_point: &Path) -> hammer_engine::Result<Reply> {
     let set = fs.volumes();
     let hd = set.header();
@@ -1000,7 +973,7 @@ fn info(fs: &Fs, mount_point: &Path) -> hammer_engine::Result<Reply> {
     for v in set.iter() {
         kv.push(("volume", v.name.clone()));
     }
-    let snaps = snapshot_count(fs)?;
+    let snaps = fs.snapshots()?.len();
     for (id, d) in pfs_records(fs)? {
         let mode = if d.mirror_flags & 1 != 0 {
             "SLAVE"

@@ -317,6 +317,36 @@ impl Fs {
         asof != HAMMER_MAX_TID && asof > self.last_tid()
     }
 
+    /// The first and past-the-last keys of this PFS's records; a cycle
+    /// position `k` (its localization taken within the PFS) replaces one.
+    fn pfs_bounds(&self) -> (HammerBaseElm, HammerBaseElm) {
+        let lo = HammerBaseElm {
+            localization: self.pfs_lo,
+            obj_id: HAMMER_MIN_OBJID,
+            rec_type: 0,
+            key: HAMMER_MIN_KEY,
+            create_tid: 1,
+            ..Default::default()
+        };
+        let hi = HammerBaseElm {
+            localization: self.pfs_lo | !HAMMER_LOCALIZE_PSEUDOFS_MASK,
+            obj_id: HAMMER_MAX_OBJID,
+            rec_type: u16::MAX,
+            key: HAMMER_MAX_KEY,
+            create_tid: 0,
+            ..Default::default()
+        };
+        (lo, hi)
+    }
+
+    /// A cycle-file position moved into this PFS.
+    fn in_pfs(&self, k: HammerBaseElm) -> HammerBaseElm {
+        HammerBaseElm {
+            localization: self.pfs_lo | (k.localization & !HAMMER_LOCALIZE_PSEUDOFS_MASK),
+            ..k
+        }
+    }
+
     /// The highest TID that is durable (what as-of reads of "now" see after
     /// a sync).
     pub fn last_tid(&self) -> u64 {

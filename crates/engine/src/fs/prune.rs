@@ -129,28 +129,8 @@ impl Fs {
     ) -> Result<PruneOutcome> {
         self.sync()?;
         let mut stats = PruneStats::default();
-        let from = HammerBaseElm {
-            localization: self.pfs_lo,
-            obj_id: HAMMER_MIN_OBJID,
-            rec_type: 0,
-            key: HAMMER_MIN_KEY,
-            create_tid: 1,
-            ..Default::default()
-        };
-        let to = match limits.below {
-            Some(k) => HammerBaseElm {
-                localization: self.pfs_lo | (k.localization & !HAMMER_LOCALIZE_PSEUDOFS_MASK),
-                ..k
-            },
-            None => HammerBaseElm {
-                localization: self.pfs_lo | !HAMMER_LOCALIZE_PSEUDOFS_MASK,
-                obj_id: HAMMER_MAX_OBJID,
-                rec_type: u16::MAX,
-                key: HAMMER_MAX_KEY,
-                create_tid: 0,
-                ..Default::default()
-            },
-        };
+        let (from, end) = self.pfs_bounds();
+        let to = limits.below.map_or(end, |k| self.in_pfs(k));
         let mut work = Vec::new();
         self.ro_tree(|t| {
             t.scan(&from, &to, &mut |e| {

@@ -66,28 +66,8 @@ impl Fs {
     ) -> Result<ReblockStats> {
         self.sync()?;
         let mut st = ReblockStats::default();
-        let from = match o.start {
-            Some(k) => HammerBaseElm {
-                localization: self.pfs_lo | (k.localization & !HAMMER_LOCALIZE_PSEUDOFS_MASK),
-                ..k
-            },
-            None => HammerBaseElm {
-                localization: self.pfs_lo,
-                obj_id: HAMMER_MIN_OBJID,
-                rec_type: 0,
-                key: HAMMER_MIN_KEY,
-                create_tid: 1,
-                ..Default::default()
-            },
-        };
-        let to = HammerBaseElm {
-            localization: self.pfs_lo | !HAMMER_LOCALIZE_PSEUDOFS_MASK,
-            obj_id: HAMMER_MAX_OBJID,
-            rec_type: u16::MAX,
-            key: HAMMER_MAX_KEY,
-            create_tid: 0,
-            ..Default::default()
-        };
+        let (first, to) = self.pfs_bounds();
+        let from = o.start.map_or(first, |k| self.in_pfs(k));
         let mut work = Vec::new();
         self.ro_tree(|t| {
             t.scan(&from, &to, &mut |e| {
