@@ -22,7 +22,7 @@
 //! / `skip` / `disabled`, with one dot per sub-step).
 
 use crate::common::Opts;
-use crate::control::{errtext, request, resolve, Target};
+use crate::control::{errtext, resolve, Target};
 use crate::timefmt::{now_secs, strftime};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -158,7 +158,7 @@ fn expire(t: &Target, snapdir: &Path, keep: i64, any: bool, verbose: bool, out: 
                         String::from_utf8_lossy(&s.label)
                     );
                 }
-                if let Err(e) = request(&t.socket, &format!("snap-del 0x{:016x}", s.tid)) {
+                if let Err(e) = t.call(&format!("snap-del 0x{:016x}", s.tid)) {
                     let _ = writeln!(out, "    Ioctl to delete snapshots failed: {}", errtext(&e));
                 }
             }
@@ -204,14 +204,11 @@ fn migrate_snapshots(t: &Target, dir: &Path, out: &mut dyn Write) {
         let _ = write!(out, " ({} snapshots)", batch.len());
         let mut index = 0;
         for (tid, when) in batch.drain(..) {
-            let r = request(
-                &t.socket,
-                &format!(
-                    "snap-add 0x{tid:016x} {} {}",
-                    when.max(0) as u64 * 1_000_000,
-                    crate::control::hex(b"migrated")
-                ),
-            );
+            let r = t.call(&format!(
+                "snap-add 0x{tid:016x} {} {}",
+                when.max(0) as u64 * 1_000_000,
+                crate::control::hex(b"migrated")
+            ));
             match r {
                 Ok(_) => index += 1,
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => index += 1,
@@ -307,7 +304,7 @@ pub fn run(opts: &Opts, args: &[String], out: &mut dyn Write, err: &mut dyn Writ
     } else {
         args.to_vec()
     };
-    let mut handled: Vec<PathBuf> = Vec::new();
+    let mut handled: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     for path in &paths {
         if let Err(m) = one(opts, path, &mut handled, out) {
             let _ = out.flush();
@@ -322,7 +319,7 @@ pub fn run(opts: &Opts, args: &[String], out: &mut dyn Write, err: &mut dyn Writ
 fn one(
     opts: &Opts,
     path: &str,
-    handled: &mut Vec<PathBuf>,
+    handled: &mut Vec<(PathBuf, Vec<u8>)>,
     out: &mut dyn Write,
 ) -> Result<(), String> {
     let _ = write!(out, "cleanup {path:<20} -");
@@ -338,42 +335,71 @@ fn one(
             return Ok(());
         }
     };
-    if handled.contains(&t.socket) {
-        let _ = writeln!(out, " PFS#0 already handled");
+    // The PFS the path is in: its id, whether it is a slave, its own
+    // snapshots directory if it names one, and its unique id (several
+    // bind mounts may show one PFS: it is cleaned once).
+    let pfs = t.call("pfs-get").ok();
+    let pfs_id = pfs.as_ref().and_then(|r| r.num("pfs").ok()).unwrap_or(0);
+    let slave = pfs
+        .as_ref()
+        .and_then(|r| r.num("mirror_flags").ok())
+        .is_some_and(|f| f as i32 & hammer_ondisk::HAMMER_PFSD_SLAVE != 0);
+    let unique = pfs
+        .as_ref()
+        .and_then(|r| r.get("pfsd"))
+        .and_then(crate::control::unhex)
+        .and_then(|b| b.get(56..72).map(<[u8]>::to_vec))
+        .unwrap_or_default();
+    let key = (t.socket.clone(), unique);
+    if handled.contains(&key) {
+        let _ = writeln!(out, " PFS#{pfs_id} already handled");
         return Ok(());
     }
-    handled.push(t.socket.clone());
-    // The PFS's own snapshots directory, if it names one.
-    let pfs_dir = request(&t.socket, "pfs-get")
-        .ok()
+    handled.push(key);
+    let pfs_dir = pfs
+        .as_ref()
         .and_then(|r| r.get("snapshots").and_then(crate::control::unhex))
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
     let olddir = if pfs_dir.starts_with('/') {
-        PathBuf::from(&pfs_dir)
+        Some(PathBuf::from(&pfs_dir))
+    } else if !pfs_dir.is_empty() {
+        let _ = writeln!(out, " WARNING: pfs-slave's snapshots dir is not absolute");
+        return Ok(());
+    } else if slave {
+        // A slave has no old-style directory (version 3 and later).
+        None
     } else {
-        PathBuf::from(format!("{}/snapshots", path.trim_end_matches('/')))
+        Some(PathBuf::from(format!(
+            "{}/snapshots",
+            path.trim_end_matches('/')
+        )))
     };
     // An old-style `<snapshots>/config` file (before version 3) moves into
     // the metadata, with the directory's snapshot links as records.
-    let old_config = olddir.join("config");
-    let migrated = match std::fs::read(&old_config) {
-        Ok(mut text) => {
-            let _ = write!(out, "(migrating) ");
-            let _ = out.flush();
-            text.truncate(crate::cmd_config::DEFAULT_LIMIT);
-            if let Some(i) = text.iter().position(|&c| c == 0) {
-                text.truncate(i);
+    let old_config = olddir.as_ref().map(|d| d.join("config"));
+    let migrated = match old_config.as_ref().map(std::fs::read) {
+        None => None,
+        Some(r) => match r {
+            Ok(mut text) => {
+                let _ = write!(out, "(migrating) ");
+                let _ = out.flush();
+                text.truncate(crate::cmd_config::DEFAULT_LIMIT);
+                if let Some(i) = text.iter().position(|&c| c == 0) {
+                    text.truncate(i);
+                }
+                migrate_snapshots(&t, olddir.as_deref().unwrap_or(Path::new("/")), out);
+                if crate::cmd_config::set(&t, &text).is_err() {
+                    let _ = writeln!(out, " cannot init meta-data config!");
+                    return Ok(());
+                }
+                if let Some(c) = &old_config {
+                    let _ = std::fs::remove_file(c);
+                }
+                Some(text)
             }
-            migrate_snapshots(&t, &olddir, out);
-            if crate::cmd_config::set(&t, &text).is_err() {
-                let _ = writeln!(out, " cannot init meta-data config!");
-                return Ok(());
-            }
-            let _ = std::fs::remove_file(&old_config);
-            Some(text)
-        }
-        Err(_) => None,
+            Err(_) => None,
+        },
     };
     let config = match migrated
         .map(|m| Ok(Some(m)))
@@ -409,33 +435,40 @@ fn one(
         let rel = path.trim_start_matches('/');
         let newdir = base_dir().join(if rel.is_empty() { "root" } else { rel });
         if !newdir.exists() {
-            if olddir.is_dir() {
-                let _ = writeln!(out, " HAMMER UPGRADE: Moving snapshots");
-                let _ = writeln!(
-                    out,
-                    "\tMoving snapshots from {} to {}",
-                    olddir.display(),
-                    newdir.display()
-                );
-                let ok = std::fs::create_dir_all(&newdir).is_ok()
-                    && std::process::Command::new("cp")
-                        .arg("-a")
-                        .arg(format!("{}/.", olddir.display()))
-                        .arg(&newdir)
-                        .status()
-                        .map(|s| s.success())
-                        .unwrap_or(false);
-                if !ok {
-                    let _ = writeln!(out, "Unable to move snapshots directory!");
-                    let _ = writeln!(out, "Please fix this critical error.");
-                    let _ = writeln!(out, "Aborting cleanup of {path}");
-                    return Ok(());
+            match &olddir {
+                // A slave's directory appears without a word.
+                None => {
+                    let _ = std::fs::create_dir_all(&newdir);
                 }
-                let _ = std::fs::remove_dir_all(&olddir);
-            } else {
-                let _ = writeln!(out, " HAMMER UPGRADE: Creating snapshots");
-                let _ = writeln!(out, "\tCreating snapshots in {}", newdir.display());
-                let _ = std::fs::create_dir_all(&newdir);
+                Some(olddir) if olddir.is_dir() => {
+                    let _ = writeln!(out, " HAMMER UPGRADE: Moving snapshots");
+                    let _ = writeln!(
+                        out,
+                        "\tMoving snapshots from {} to {}",
+                        olddir.display(),
+                        newdir.display()
+                    );
+                    let ok = std::fs::create_dir_all(&newdir).is_ok()
+                        && std::process::Command::new("cp")
+                            .arg("-a")
+                            .arg(format!("{}/.", olddir.display()))
+                            .arg(&newdir)
+                            .status()
+                            .map(|s| s.success())
+                            .unwrap_or(false);
+                    if !ok {
+                        let _ = writeln!(out, "Unable to move snapshots directory!");
+                        let _ = writeln!(out, "Please fix this critical error.");
+                        let _ = writeln!(out, "Aborting cleanup of {path}");
+                        return Ok(());
+                    }
+                    let _ = std::fs::remove_dir_all(olddir);
+                }
+                Some(_) => {
+                    let _ = writeln!(out, " HAMMER UPGRADE: Creating snapshots");
+                    let _ = writeln!(out, "\tCreating snapshots in {}", newdir.display());
+                    let _ = std::fs::create_dir_all(&newdir);
+                }
             }
         }
         newdir
@@ -452,13 +485,13 @@ fn one(
     {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            let _ = writeln!(out, " PFS#0 locked by other process");
+            let _ = writeln!(out, " PFS#{pfs_id} locked by other process");
         } else {
             let _ = writeln!(out, " can not lock {path}: {}", errtext(&e));
         }
         return Ok(());
     }
-    let _ = writeln!(out, " handle PFS#0 using {}", snapdir.display());
+    let _ = writeln!(out, " handle PFS#{pfs_id} using {}", snapdir.display());
     let pidfile = PathBuf::from(format!(
         "{PIDFILE_DIR}/hammer.cleanup.{}",
         std::process::id()

@@ -7,7 +7,7 @@
 //! `$EDITOR`, `$VISUAL` or `vi` and stores it when the file changed.
 //! Messages and exit codes follow the original.
 
-use crate::control::{errtext, hex, request, resolve, unhex, Target};
+use crate::control::{errtext, hex, resolve, unhex, Target};
 use std::io::{Read, Write};
 
 /// The configuration `hammer cleanup` stores when there is none.
@@ -42,12 +42,12 @@ pub const DEFAULT_LIMIT: usize = LIMIT;
 
 /// The stored text; `Ok(None)` when there is none.
 pub fn get(t: &Target) -> std::io::Result<Option<Vec<u8>>> {
-    let r = request(&t.socket, "config-get")?;
+    let r = t.call("config-get")?;
     Ok(r.get("text").and_then(unhex))
 }
 
 pub fn set(t: &Target, text: &[u8]) -> std::io::Result<()> {
-    request(&t.socket, &format!("config-set {}", hex(text))).map(|_| ())
+    t.call(&format!("config-set {}", hex(text))).map(|_| ())
 }
 
 fn open(fs: &str, what: &str, err: &mut dyn Write) -> Result<Target, i32> {

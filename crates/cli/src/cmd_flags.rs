@@ -5,27 +5,24 @@
 //! in a no-history directory inherit the flag. Linux's chattr has no such
 //! flag and FUSE passes no inode-flag ioctls, so these directives set,
 //! clear and show it through the mount's control channel (`setflags`,
-//! `getflags` on the object's inode number). `history` is accepted as a
+//! `getflags` on the object the path names). `history` is accepted as a
 //! synonym of `nonohistory`. lsflags prints `nohistory<TAB>path` or
 //! `-<TAB>path` per path.
 
-use crate::control::{errtext, request, resolve};
+use crate::control::{errtext, resolve, Target};
 use hammer_ondisk::UF_NOHISTORY;
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
 
 const USAGE_CH: &str = "hammer chflags nohistory|nonohistory path ...\n";
 const USAGE_LS: &str = "hammer lsflags path ...\n";
 
-fn flags_of(path: &str) -> Result<(u32, std::path::PathBuf, u64), String> {
+fn flags_of(path: &str) -> Result<(u32, Target), String> {
     let t = resolve(path).map_err(|(_, e)| format!("{path}: {}", errtext(&e)))?;
-    let ino = std::fs::metadata(path)
-        .map_err(|e| format!("{path}: {}", errtext(&e)))?
-        .ino();
-    let r = request(&t.socket, &format!("getflags {ino}"))
+    let r = t
+        .call("getflags")
         .map_err(|e| format!("{path}: {}", errtext(&e)))?;
     let f = r.num("flags").map_err(|e| format!("{path}: {e}"))? as u32;
-    Ok((f, t.socket, ino))
+    Ok((f, t))
 }
 
 pub fn chflags(args: &[String], err: &mut dyn Write) -> i32 {
@@ -43,13 +40,13 @@ pub fn chflags(args: &[String], err: &mut dyn Write) -> i32 {
     }
     let mut rc = 0;
     for path in &args[1..] {
-        let r = flags_of(path).and_then(|(f, socket, ino)| {
+        let r = flags_of(path).and_then(|(f, t)| {
             let nf = if set {
                 f | UF_NOHISTORY
             } else {
                 f & !UF_NOHISTORY
             };
-            request(&socket, &format!("setflags {ino} {nf}"))
+            t.call(&format!("setflags {nf}"))
                 .map(|_| ())
                 .map_err(|e| format!("{path}: {}", errtext(&e)))
         });
@@ -69,7 +66,7 @@ pub fn lsflags(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32
     let mut rc = 0;
     for path in args {
         match flags_of(path) {
-            Ok((f, _, _)) => {
+            Ok((f, _)) => {
                 let what = if f & UF_NOHISTORY != 0 {
                     "nohistory"
                 } else {

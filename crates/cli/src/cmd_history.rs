@@ -17,7 +17,7 @@
 //! [{"tid", "time", "date"}]}` or `{"path", "error"}`.
 
 use crate::common::Opts;
-use crate::control::{errtext, hex, rel_path, request, resolve, Reply};
+use crate::control::{errtext, hex, request, resolve, Reply};
 use crate::timefmt::strftime;
 use std::io::{Read, Seek, SeekFrom, Write};
 
@@ -113,8 +113,7 @@ fn dump(path: &str, tid: u64, off: i64, len: i64) -> String {
 /// One history request (the first page, which holds everything).
 pub fn query(path: &str, atkey: Option<(i64, i64)>, beg: u64, end: u64) -> std::io::Result<Reply> {
     let t = resolve(path).map_err(|(_, e)| e)?;
-    let rel = rel_path(&t, path)?;
-    query_rel(&t.socket, &rel, atkey, beg, end)
+    query_rel(&t.socket, &t.rel, atkey, beg, end)
 }
 
 /// [`query`] for a path already made relative to its mount's root.

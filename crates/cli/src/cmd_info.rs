@@ -12,7 +12,7 @@
 //! off hammerfs fails as DragonFly's libhammer does (`perror`):
 //! `libhammer_get_fsinfo: Inappropriate ioctl for device`, exit 1.
 
-use crate::control::{errtext, hammer_mounts, request, resolve, Reply};
+use crate::control::{errtext, hammer_mounts, resolve, Reply};
 use hammer_ondisk::HAMMER_BIGBLOCK_SIZE;
 use std::io::Write;
 
@@ -61,7 +61,12 @@ fn percent(v: i64, total: i64) -> f64 {
 }
 
 /// Prints one filesystem's summary from its `info` reply.
-pub fn print_info(r: &Reply, out: &mut dyn Write) -> std::io::Result<()> {
+/// `mounted(id)`: where PFS `id` (other than #0) is mounted, if anywhere.
+pub fn print_info(
+    r: &Reply,
+    mounted: &dyn Fn(u32) -> Option<String>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let n = |k: &str| r.num(k).unwrap_or(0);
     writeln!(out, "Volume identification")?;
     writeln!(
@@ -116,7 +121,11 @@ pub fn print_info(r: &Reply, out: &mut dyn Write) -> std::io::Result<()> {
         let id: u32 = w.next().and_then(|s| s.parse().ok()).unwrap_or(0);
         let mode = w.next().unwrap_or("MASTER");
         let snaps = w.next().unwrap_or("-");
-        let on = if id == 0 { mp } else { "not mounted" };
+        let on = if id == 0 {
+            mp.to_string()
+        } else {
+            mounted(id).unwrap_or_else(|| "not mounted".into())
+        };
         writeln!(out, "\t{id:6}  {mode:<6} {snaps:>6}  {on}")?;
     }
     Ok(())
@@ -139,13 +148,25 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     for (i, p) in paths.iter().enumerate() {
         let r = resolve(p)
             .map_err(|(_, e)| e)
-            .and_then(|t| request(&t.socket, "info"));
+            .and_then(|t| t.call("info").map(|r| (t, r)));
         match r {
-            Ok(r) => {
+            Ok((t, r)) => {
                 if i > 0 {
                     let _ = writeln!(out);
                 }
-                if let Err(e) = print_info(&r, out) {
+                // A PFS is mounted where a bind mount of its root is (the
+                // counterpart of DragonFly's null mount of its link).
+                let all = crate::control::mounts();
+                let mounted = |id: u32| {
+                    all.iter()
+                        .rev()
+                        .find(|m| {
+                            m.dev == t.mount.dev
+                                && crate::control::pfs_id_of_root(&m.root) == Some(id)
+                        })
+                        .map(|m| m.mount_point.to_string_lossy().into_owned())
+                };
+                if let Err(e) = print_info(&r, &mounted, out) {
                     let _ = writeln!(err, "hammer: {e}");
                     return 1;
                 }
@@ -201,7 +222,7 @@ mod tests {
             .collect(),
         );
         let mut o = Vec::new();
-        print_info(&r, &mut o).unwrap();
+        print_info(&r, &|id| (id == 9).then(|| "/negi".to_string()), &mut o).unwrap();
         let want = "Volume identification
 \tLabel               ROOT
 \tNo. Volumes         1
@@ -222,7 +243,7 @@ PFS information
 \tPFS ID  Mode    Snaps  Mounted on
 \t     0  MASTER      9  /
 \t     8  MASTER      -  not mounted
-\t     9  SLAVE       -  not mounted
+\t     9  SLAVE       -  /negi
 ";
         assert_eq!(String::from_utf8(o).unwrap(), want);
     }

@@ -19,7 +19,7 @@
 //! continues below it). Progress goes to stderr when it is a terminal.
 
 use crate::common::{strtoull0, Opts, Progress};
-use crate::control::{errtext, hex, request, request_progress, resolve, unhex};
+use crate::control::{errtext, hex, resolve, unhex};
 use hammer_ondisk::{HammerBaseElm, HAMMER_MAX_TID};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
@@ -209,7 +209,8 @@ pub fn run(
             return 1;
         }
     }
-    let prune_min = request(&t.socket, "pfs-get")
+    let prune_min = t
+        .call("pfs-get")
         .ok()
         .and_then(|r| r.num("prune_min").ok())
         .unwrap_or(0);
@@ -231,7 +232,7 @@ pub fn run(
     let mut elms: Vec<(u64, u64)> = Vec::new();
     if everything {
         for s in &snaps {
-            let _ = request(&t.socket, &format!("snap-del 0x{:016x}", s.tid));
+            let _ = t.call(&format!("snap-del 0x{:016x}", s.tid));
         }
     } else {
         let mut points: Vec<Point> = links.iter().map(|(_, p)| *p).collect();
@@ -286,7 +287,7 @@ pub fn run(
         line.push_str(&format!(" 0x{b:x}:0x{e:x}:0x{:x}", e - b));
     }
     let mut progress = Progress::new("prune");
-    let r = request_progress(&t.socket, &line, &mut |d, n| progress.update(d, n));
+    let r = t.call_progress(&line, &mut |d, n| progress.update(d, n));
     progress.done();
     let mut rc = 0;
     let (mut pruned, mut scanned, mut dirents, mut bytes) = (0, 0, 0, 0);

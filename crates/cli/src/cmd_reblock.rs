@@ -9,7 +9,7 @@
 //! cleanup directive) is reblock at 100%.
 
 use crate::common::{Opts, Progress};
-use crate::control::{errtext, hex, request_progress, resolve};
+use crate::control::{errtext, hex, resolve};
 use hammer_ondisk::HammerBaseElm;
 use std::io::Write;
 use zerocopy::{FromBytes, IntoBytes};
@@ -101,7 +101,7 @@ fn ask(
     };
     let what = line.split(' ').next().unwrap_or("").to_string();
     let mut progress = Progress::new(&what);
-    let r = request_progress(&t.socket, &line, &mut |d, n| progress.update(d, n));
+    let r = t.call_progress(&line, &mut |d, n| progress.update(d, n));
     progress.done();
     Ok(r)
 }

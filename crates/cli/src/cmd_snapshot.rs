@@ -11,7 +11,7 @@
 //! gives `//@@0x…`). Records are listed in TID order by `snapls` with
 //! times in the local zone.
 
-use crate::control::{errtext, hex, os_error, request, resolve, syncfs, unhex, Target};
+use crate::control::{errtext, hex, os_error, resolve, syncfs, unhex, Target};
 use crate::timefmt::{now_secs, strftime};
 use std::io::Write;
 use std::path::Path;
@@ -98,7 +98,7 @@ fn label_of(note: Option<&String>) -> Vec<u8> {
 /// Flushes the filesystem of `t` and returns the TID naming that state.
 fn synctid(t: &Target) -> std::io::Result<u64> {
     syncfs(&t.file)?;
-    let r = request(&t.socket, "synctid")?;
+    let r = t.call("synctid")?;
     r.num("tid")
         .map(|n| n as u64)
         .map_err(|_| os_error(libc::EPROTO))
@@ -107,10 +107,7 @@ fn synctid(t: &Target) -> std::io::Result<u64> {
 /// Adds the snapshot record; an existing one for the TID is fine.
 fn add_record(t: &Target, tid: u64, label: &[u8]) -> std::io::Result<()> {
     let ts = now_secs() as u64 * 1_000_000;
-    match request(
-        &t.socket,
-        &format!("snap-add 0x{tid:016x} {ts} {}", hex(label)),
-    ) {
+    match t.call(&format!("snap-add 0x{tid:016x} {ts} {}", hex(label))) {
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
         r => r.map(|_| ()),
     }
@@ -178,7 +175,7 @@ pub fn snap(kind: Kind, args: &[String], out: &mut dyn Write, err: &mut dyn Writ
         }
         let fsym = match kind {
             Kind::Snap => {
-                let m = t.mount.mount_point.to_string_lossy().into_owned();
+                let m = t.base.to_string_lossy().into_owned();
                 format!("{m}/@@0x{tid:016x}")
             }
             _ => format!("{dirpath}{sep}@@0x{tid:016x}"),
@@ -202,7 +199,13 @@ pub struct SnapInfo {
 
 /// The snapshot records of the filesystem holding `t`, in TID order.
 pub fn list(t: &Target) -> std::io::Result<Vec<SnapInfo>> {
-    let r = request(&t.socket, "snap-list")?;
+    list_pfs(t).map(|(_, v)| v)
+}
+
+/// [`list`], and the id of the PFS they belong to.
+pub fn list_pfs(t: &Target) -> std::io::Result<(u32, Vec<SnapInfo>)> {
+    let r = t.call("snap-list")?;
+    let pfs = r.num("pfs").unwrap_or(0) as u32;
     let mut v = Vec::new();
     for s in r.all("snap") {
         let mut it = s.split(' ');
@@ -215,10 +218,9 @@ pub fn list(t: &Target) -> std::io::Result<Vec<SnapInfo>> {
             v.push(SnapInfo { tid, ts_us, label });
         }
     }
-    Ok(v)
+    Ok((pfs, v))
 }
 
-/// `snapls [<path> …]`.
 /// `snapls [<path> …]`; with `--json` one JSON array of
 /// `{"path", "pfs", "snapshots": [{"tid", "time", "timestamp", "note"}]}`
 /// (`note` empty rather than `-`).
@@ -247,7 +249,7 @@ pub fn snapls(args: &[String], json: bool, out: &mut dyn Write, err: &mut dyn Wr
                     ))
                 }
             };
-            let snaps = list(&t).map_err(|e| {
+            let (pfs, snaps) = list_pfs(&t).map_err(|e| {
                 fail_io(
                     err,
                     2,
@@ -258,7 +260,7 @@ pub fn snapls(args: &[String], json: bool, out: &mut dyn Write, err: &mut dyn Wr
             if json {
                 docs.push(serde_json::json!({
                     "path": path,
-                    "pfs": 0,
+                    "pfs": pfs,
                     "snapshots": snaps.iter().map(|s| serde_json::json!({
                         "tid": format!("0x{:016x}", s.tid),
                         "time": s.ts_us / 1_000_000,
@@ -268,7 +270,7 @@ pub fn snapls(args: &[String], json: bool, out: &mut dyn Write, err: &mut dyn Wr
                 }));
                 continue;
             }
-            let _ = writeln!(out, "Snapshots on {path}\tPFS#0");
+            let _ = writeln!(out, "Snapshots on {path}\tPFS#{pfs}");
             let _ = out.write_all(b"Transaction ID\t\tTimestamp\t\tNote\n");
             for s in snaps {
                 let when = strftime("%Y-%m-%d %H:%M:%S %Z", (s.ts_us / 1_000_000) as i64);
@@ -320,7 +322,7 @@ fn link_fs(link: &str, target: &str) -> String {
 }
 
 fn delete_tid(t: &Target, tid: u64, err: &mut dyn Write) -> Res<()> {
-    match request(&t.socket, &format!("snap-del 0x{tid:016x}")) {
+    match t.call(&format!("snap-del 0x{tid:016x}")) {
         Ok(_) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
             let _ = writeln!(
@@ -435,6 +437,9 @@ pub fn snapshot(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
         };
         let mount_of = |p: &str| -> Option<String> {
             let canon = std::fs::canonicalize(p).ok()?;
+            if let Ok(t) = resolve(p) {
+                return Some(t.base.to_string_lossy().into_owned());
+            }
             let all = crate::control::mounts();
             let m = all
                 .iter()

@@ -9,7 +9,7 @@
 //! that is not on HAMMER: `Synctid <path> failed: Inappropriate ioctl for
 //! device`, exit 1.
 
-use crate::control::{errtext, request, resolve, syncfs};
+use crate::control::{errtext, resolve, syncfs};
 use std::io::Write;
 
 const USAGE: &str = "hammer synctid <filesystem> [quick]\n";
@@ -33,8 +33,7 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Err((true, e)) => return fail(err, format!("Unable to open {fs}: {}", errtext(&e))),
         Err((false, e)) => return fail(err, format!("Synctid {fs} failed: {}", errtext(&e))),
     };
-    let r = syncfs(&t.file)
-        .and_then(|_| request(&t.socket, if quick { "synctid quick" } else { "synctid" }));
+    let r = syncfs(&t.file).and_then(|_| t.call(if quick { "synctid quick" } else { "synctid" }));
     let tid = match r.map(|r| r.num("tid")) {
         Ok(Ok(tid)) => tid as u64,
         Ok(Err(e)) => return fail(err, format!("Synctid {fs} failed: {e}")),

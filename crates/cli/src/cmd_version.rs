@@ -6,7 +6,7 @@
 //! of the mount's daemon over the control channel; off hammerfs it fails
 //! like DragonFly: `hammer version ioctl: Inappropriate ioctl for device`.
 
-use crate::control::{errtext, request, resolve};
+use crate::control::{errtext, resolve};
 use std::io::Write;
 
 pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
@@ -30,7 +30,7 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
         Err((false, e)) => return fail(err, format!("hammer version ioctl: {}", errtext(&e))),
     };
-    let r = match request(&t.socket, "version") {
+    let r = match t.call("version") {
         Ok(r) => r,
         Err(e) => return fail(err, format!("hammer version ioctl: {}", errtext(&e))),
     };

@@ -25,6 +25,8 @@ pub struct Opts {
     pub cyclefile: Option<String>,
     /// `-F`: cleanup runs every directive whatever its period.
     pub force: bool,
+    /// `-d`: debugging; `pfs-destroy` skips its countdown.
+    pub debug: bool,
 }
 
 /// C's `strtoull(s, NULL, 0)`: leading blanks and a `+` skipped, `0x` hex,

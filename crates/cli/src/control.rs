@@ -116,6 +116,11 @@ pub fn read_reply(rd: &mut dyn Read) -> std::io::Result<Reply> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MountEntry {
     pub mount_point: PathBuf,
+    /// The directory of the filesystem seen at the mount point (`/` but
+    /// for bind mounts, e.g. `/pfs/@@-1:00008`).
+    pub root: PathBuf,
+    /// `major:minor` of the filesystem.
+    pub dev: String,
     pub fstype: String,
     pub source: String,
     /// The FUSE `user_id=` super option: who made the mount.
@@ -150,7 +155,8 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
         let Some((left, right)) = line.split_once(" - ") else {
             continue;
         };
-        let Some(mp) = left.split(' ').nth(4) else {
+        let f: Vec<&str> = left.split(' ').collect();
+        let (Some(dev), Some(root), Some(mp)) = (f.get(2), f.get(3), f.get(4)) else {
             continue;
         };
         let mut r = right.split(' ');
@@ -163,6 +169,8 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
         });
         v.push(MountEntry {
             mount_point: PathBuf::from(std::ffi::OsString::from_vec(unescape(mp))),
+            root: PathBuf::from(std::ffi::OsString::from_vec(unescape(root))),
+            dev: dev.to_string(),
             fstype,
             source,
             user_id,
@@ -231,8 +239,35 @@ pub fn socket_path(mount_point: &Path, uid: u32) -> PathBuf {
 pub struct Target {
     /// The path as given, opened (for syncfs).
     pub file: std::fs::File,
+    /// The mount of the filesystem's root (a bind mount of a directory
+    /// inside it, such as a PFS, leads here too).
     pub mount: MountEntry,
     pub socket: PathBuf,
+    /// The path relative to the filesystem's root, as the daemon walks it.
+    pub rel: Vec<u8>,
+    /// The base of the PFS the path is in, as DragonFly's `statfs` names
+    /// it (`f_mntonname`): the mount point — of a bind mount too, the
+    /// counterpart of a null mount — or, for a PFS reached through its
+    /// link, the path of that PFS root (`<mount>/pfs/@@-1:00008`).
+    pub base: PathBuf,
+}
+
+impl Target {
+    /// A request about the object the target names (the daemon works in
+    /// its PFS, as an ioctl on its descriptor would).
+    pub fn call(&self, line: &str) -> std::io::Result<Reply> {
+        self.call_progress(line, &mut |_, _| {})
+    }
+
+    /// [`Target::call`] with progress frames.
+    pub fn call_progress(
+        &self,
+        line: &str,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> std::io::Result<Reply> {
+        let line = format!("at={} {line}", hex(&self.rel));
+        request_progress(&self.socket, &line, progress)
+    }
 }
 
 /// An error carrying the errno DragonFly's message would end with.
@@ -256,28 +291,80 @@ pub fn resolve(path: &str) -> Result<Target, (bool, std::io::Error)> {
     let file = std::fs::File::open(path).map_err(|e| (true, e))?;
     let canon = std::fs::canonicalize(path).map_err(|e| (true, e))?;
     let all = mounts();
-    let mount = fuse_mount_of(&canon, &all).ok_or((false, os_error(libc::ENOTTY)))?;
+    let found = fuse_mount_of(&canon, &all).ok_or((false, os_error(libc::ENOTTY)))?;
+    let inside = canon
+        .strip_prefix(&found.mount_point)
+        .map_err(|_| (false, os_error(libc::ENOTTY)))?;
+    // A bind mount of a directory of the filesystem (DragonFly's null
+    // mount of a PFS link) is served by the daemon of the mount of the
+    // filesystem's root: the same device, root `/`.
+    let base = if found.root == Path::new("/") {
+        // The last PFS root on the way, if any.
+        let mut base = found.mount_point.clone();
+        let mut walked = found.mount_point.clone();
+        for c in inside.components() {
+            walked.push(c);
+            if is_pfs_root_name(c.as_os_str().as_encoded_bytes()) {
+                base = walked.clone();
+            }
+        }
+        base
+    } else {
+        found.mount_point.clone()
+    };
+    let (mount, rel) = if found.root == Path::new("/") {
+        (found.clone(), inside.to_path_buf())
+    } else {
+        let top = all
+            .iter()
+            .rev()
+            .find(|m| m.dev == found.dev && m.root == Path::new("/"))
+            .cloned()
+            .ok_or((false, os_error(libc::ENOTTY)))?;
+        let root = found.root.strip_prefix("/").unwrap_or(&found.root);
+        (top, root.join(inside))
+    };
     let socket = socket_path(&mount.mount_point, mount.user_id.unwrap_or(0));
     if !socket.exists() {
         return Err((false, os_error(libc::ENOTTY)));
     }
+    use std::os::unix::ffi::OsStrExt;
     Ok(Target {
         file,
         mount,
         socket,
+        rel: rel.as_os_str().as_bytes().to_vec(),
+        base,
     })
 }
 
-/// `path` relative to the root of the mount `t` is on (canonical: links
-/// and `..` resolved by the kernel, `@@` components kept), as the daemon
-/// walks it.
-pub fn rel_path(t: &Target, path: &str) -> std::io::Result<Vec<u8>> {
-    use std::os::unix::ffi::OsStrExt;
-    let canon = std::fs::canonicalize(path)?;
-    let rel = canon
-        .strip_prefix(&t.mount.mount_point)
-        .map_err(|_| os_error(libc::ENOTTY))?;
-    Ok(rel.as_os_str().as_bytes().to_vec())
+/// The PFS a bind mount's root directory is the root of (its last
+/// component is a PFS root's name).
+pub fn pfs_id_of_root(root: &Path) -> Option<u32> {
+    let last = root.file_name()?.as_encoded_bytes();
+    if !is_pfs_root_name(last) {
+        return None;
+    }
+    std::str::from_utf8(&last[last.len() - 5..])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// `@@-1:<5 digits>` or `@@0x<16 hex>:<5 digits>`: a PFS root's name.
+fn is_pfs_root_name(n: &[u8]) -> bool {
+    let Some(rest) = n.strip_prefix(b"@@") else {
+        return false;
+    };
+    let Some(colon) = rest.iter().position(|&c| c == b':') else {
+        return false;
+    };
+    let (tid, id) = (&rest[..colon], &rest[colon + 1..]);
+    let tid_ok = tid == b"-1"
+        || tid
+            .strip_prefix(b"0x")
+            .is_some_and(|h| h.len() == 16 && h.iter().all(u8::is_ascii_hexdigit));
+    tid_ok && id.len() == 5 && id.iter().all(u8::is_ascii_digit)
 }
 
 /// Pushes the kernel's dirty pages of the filesystem holding `file` to the

@@ -61,13 +61,10 @@
 
 use crate::control::{hex, socket_path, unhex, write_reply, Reply, MAX_REQUEST};
 use crate::{CliError, CliResult};
-use hammer_engine::btree::BTree;
 use hammer_engine::fs::{Fs, PruneElm, PruneLimits, ReblockOpts, SetAttr, MAX_DIRTY_BYTES};
-use hammer_engine::store::ReadOnlyStore;
 use hammer_fuse::FsHandle;
 use hammer_ondisk::*;
 use std::io::Read;
-use std::ops::ControlFlow;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -108,6 +105,7 @@ pub fn needs_root(directive: &str) -> bool {
             | "config-get"
             | "getflags"
             | "pfs-get"
+            | "pfs-free"
     )
 }
 
@@ -487,12 +485,38 @@ fn serve_one(mut s: UnixStream, h: &FsHandle, mount_point: &Path, owner: u32, al
         None => error_reply(libc::EINVAL, "request too long or unterminated"),
         Some(end) => {
             let text = String::from_utf8_lossy(&line[..end]).into_owned();
-            let words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
+            let mut words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
+            // `at=<hex path>`: the object the tool opened, as an ioctl's
+            // descriptor names it; the directive works in its PFS.
+            let at = match words.first().and_then(|w| w.strip_prefix("at=")) {
+                Some(p) => {
+                    let r = unhex(p)
+                        .ok_or(hammer_engine::Error::Fs(
+                            hammer_engine::error::FsError::Invalid,
+                        ))
+                        .and_then(|p| {
+                            h.with(|fs| walk(fs, &p, cred.as_ref()))
+                                .unwrap_or(Err(hammer_engine::error::FsError::NotFound.into()))
+                        });
+                    words.remove(0);
+                    Some(r)
+                }
+                None => None,
+            };
+            let at = match at {
+                Some(Err(e)) => {
+                    let _ = write_reply(&mut s, &engine_error(&e));
+                    return;
+                }
+                Some(Ok(w)) => Some(w),
+                None => None,
+            };
+            let h = &h.in_pfs(at.map_or(0, |w| w.pfs));
             match words.first() {
                 None => error_reply(libc::EINVAL, "empty request"),
                 // A file's own flags are its owner's to change, as with
                 // chflags(2) and the user flags (UF_NOHISTORY).
-                Some(&"setflags") if !privileged && !owns(h, words.get(1), uid) => {
+                Some(&"setflags") if !privileged && !owns(h, at, words.get(1), uid) => {
                     error_reply(libc::EPERM, "")
                 }
                 Some(d) if *d != "setflags" && needs_root(d) && !privileged => {
@@ -511,7 +535,13 @@ fn serve_one(mut s: UnixStream, h: &FsHandle, mount_point: &Path, owner: u32, al
                     if *d == "prune" {
                         prune(&words[1..], h, &mut progress)
                     } else {
-                        handle(d, &words[1..], h, mount_point, cred.as_ref(), &mut progress)
+                        let c = Ctx {
+                            h,
+                            mount_point,
+                            cred: cred.as_ref(),
+                            at,
+                        };
+                        handle(d, &words[1..], &c, &mut progress)
                     }
                 }
             }
@@ -526,14 +556,23 @@ fn ok(kv: Vec<(&str, String)>) -> Reply {
     Reply(r)
 }
 
+/// Where a request came from and what it names.
+struct Ctx<'a> {
+    /// The filesystem, working in the PFS of `at` (else PFS #0).
+    h: &'a FsHandle,
+    mount_point: &'a Path,
+    cred: Option<&'a Cred>,
+    /// The object of the request's `at=` path.
+    at: Option<Walked>,
+}
+
 fn handle(
     directive: &str,
     args: &[&str],
-    h: &FsHandle,
-    mount_point: &Path,
-    cred: Option<&Cred>,
+    c: &Ctx<'_>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Reply {
+    let (h, mount_point, cred) = (c.h, c.mount_point, c.cred);
     let gone = || error_reply(libc::ENOTTY, "filesystem unmounted");
     match (directive, args) {
         ("synctid", []) | ("synctid", ["quick"]) => match h.sync() {
@@ -573,7 +612,10 @@ fn handle(
             };
             let at = (atkey != 0).then_some((key as i64, nxt as i64));
             match h.with(|fs| {
-                walk(fs, &path, cred).and_then(|(ino, _)| fs.history_call(ino, at, beg, end))
+                walk(fs, &path, cred).and_then(|w| {
+                    fs.enter_pfs(w.pfs)?;
+                    fs.history_call(w.ino, at, beg, end)
+                })
             }) {
                 Some(Ok(r)) => {
                     let mut kv = vec![
@@ -658,9 +700,9 @@ fn handle(
                 None => gone(),
             }
         }
-        ("snap-list", []) => match h.with(|fs| fs.snapshots()) {
-            Some(Ok(list)) => {
-                let mut kv = vec![("pfs", "0".to_string())];
+        ("snap-list", []) => match h.with(|fs| fs.snapshots().map(|l| (fs.pfs_id(), l))) {
+            Some(Ok((pfs, list))) => {
+                let mut kv = vec![("pfs", pfs.to_string())];
                 for sn in list {
                     kv.push((
                         "snap",
@@ -703,6 +745,22 @@ fn handle(
             changed(h, |fs| fs.set_config(&text))
         }
         ("config-set", []) => changed(h, |fs| fs.set_config(b"")),
+        ("getflags", []) | ("setflags", [_]) if c.at.is_none() => {
+            error_reply(libc::EINVAL, "no object named")
+        }
+        ("getflags", []) => {
+            match h.with(|fs| fs.getattr(c.at.map_or(0, |w| w.ino), HAMMER_MAX_TID)) {
+                Some(Ok(a)) => ok(vec![("flags", a.uflags.to_string())]),
+                Some(Err(e)) => engine_error(&e),
+                None => gone(),
+            }
+        }
+        ("setflags", [flags]) => {
+            let Some(flags) = num(flags) else {
+                return error_reply(libc::EINVAL, "bad flags");
+            };
+            set_nohistory(h, c.at.map_or(0, |w| w.ino), flags)
+        }
         ("getflags", [ino]) => {
             let Some(ino) = object(ino) else {
                 return error_reply(libc::EINVAL, "not an object of the mount's current view");
@@ -717,31 +775,40 @@ fn handle(
             let (Some(ino), Some(flags)) = (object(ino), num(flags)) else {
                 return error_reply(libc::EINVAL, "not an object of the mount's current view");
             };
-            // Only the no-history bit changes here (the directive's job);
-            // every other flag keeps its value.
-            changed(h, |fs| {
-                let old = fs.getattr(ino, HAMMER_MAX_TID)?.uflags;
-                let set = SetAttr {
-                    uflags: Some((old & !UF_NOHISTORY) | (flags as u32 & UF_NOHISTORY)),
-                    ..Default::default()
-                };
-                fs.setattr(ino, &set).map(|_| ())
-            })
+            set_nohistory(h, ino, flags)
         }
-        ("pfs-get", []) => match h.with(|fs| pfs_records(fs)) {
-            Some(Ok(list)) => match list.into_iter().find(|(id, _)| *id == 0) {
-                Some((id, d)) => ok(vec![
-                    ("pfs", id.to_string()),
-                    ("prune_min", { d.prune_min }.to_string()),
-                    ("mirror_flags", { d.mirror_flags }.to_string()),
-                    ("snapshots", hex(&cstr(&d.snapshots))),
-                    ("label", hex(&cstr(&d.label))),
-                ]),
-                None => error_reply(libc::ENOENT, "no PFS record"),
-            },
+        ("pfs-get", []) | ("pfs-get", ["-1"]) => pfs_get(h, None),
+        ("pfs-get", [id]) => match id.parse::<u32>() {
+            Ok(id) => pfs_get(h, Some(id)),
+            Err(_) => error_reply(libc::EINVAL, "bad PFS id"),
+        },
+        ("pfs-free", []) => match h.with(|fs| fs.pfs_free_id()) {
+            Some(Ok(Some(id))) => ok(vec![("pfs", id.to_string())]),
+            Some(Ok(None)) => error_reply(libc::ENOSPC, "all PFSs in use"),
             Some(Err(e)) => engine_error(&e),
             None => gone(),
         },
+        ("pfs-set", [id, data]) => {
+            let (Ok(id), Some(bytes)) = (id.parse::<u32>(), unhex(data)) else {
+                return error_reply(libc::EINVAL, "bad pfs-set arguments");
+            };
+            let Ok(d) = HammerPseudofsData::read_from_bytes(&bytes[..]) else {
+                return error_reply(libc::EINVAL, "a PFS descriptor is 292 bytes");
+            };
+            let uid = cred.map_or(0, |c| c.uid);
+            let gid = cred.and_then(|c| c.gids.first().copied()).unwrap_or(0);
+            changed(h, |fs| fs.pfs_set(id, &d, uid, gid))
+        }
+        ("pfs-upgrade", [id]) | ("pfs-downgrade", [id]) | ("pfs-destroy", [id]) => {
+            let Ok(id) = id.parse::<u32>() else {
+                return error_reply(libc::EINVAL, "bad PFS id");
+            };
+            changed(h, |fs| match directive {
+                "pfs-upgrade" => fs.pfs_upgrade(id),
+                "pfs-downgrade" => fs.pfs_downgrade(id),
+                _ => fs.pfs_destroy(id),
+            })
+        }
         ("stats", []) => {
             let v = hammer_engine::stats::snapshot();
             let s: Vec<String> = v.iter().map(u64::to_string).collect();
@@ -772,11 +839,12 @@ fn num(s: &str) -> Option<u64> {
 /// Resolves a path relative to the mount's root the way the mount does,
 /// `name@@0x<tid>` and `name@@<date>` components included: the object and
 /// the TID it is seen as of.
-fn walk(fs: &mut Fs, path: &[u8], cred: Option<&Cred>) -> hammer_engine::Result<(i64, u64)> {
+fn walk(fs: &mut Fs, path: &[u8], cred: Option<&Cred>) -> hammer_engine::Result<Walked> {
     use hammer_engine::error::{Error, FsError};
     use hammer_fuse::history::{split_asof_name, AsOf};
     let denied = || Error::Fs(FsError::Access);
     let (mut ino, mut asof) = (HAMMER_OBJID_ROOT, HAMMER_MAX_TID);
+    fs.enter_pfs(0)?;
     for comp in path.split(|&c| c == b'/') {
         // Searching a directory needs its x bit, as open(2) would.
         if !comp.is_empty() && comp != b"." && !may(cred, &fs.getattr(ino, asof)?, 1) {
@@ -799,7 +867,18 @@ fn walk(fs: &mut Fs, path: &[u8], cred: Option<&Cred>) -> hammer_engine::Result<
                 let t = fs.tid_at(secs)?.ok_or(Error::Fs(FsError::NotFound))?;
                 (base, t)
             }
-            Some((_, AsOf::PfsRoot { .. })) => return Err(FsError::Invalid.into()),
+            // A PFS root, as the mount resolves `@@-1:<id>` names.
+            Some((_, AsOf::PfsRoot { tid, pfs })) => {
+                let t = fs.pfs_root_view(pfs, tid)?;
+                fs.enter_pfs(pfs)?;
+                ino = HAMMER_OBJID_ROOT;
+                asof = if pfs == 0 && t == HAMMER_MAX_TID {
+                    fs.last_tid()
+                } else {
+                    t
+                };
+                continue;
+            }
             None => (comp, asof),
         };
         // `name@@0x<tid>` is the name looked up as of the TID.
@@ -811,19 +890,73 @@ fn walk(fs: &mut Fs, path: &[u8], cred: Option<&Cred>) -> hammer_engine::Result<
         }
         asof = next_asof;
     }
-    // DragonFly's tools open the object for reading first.
-    if !may(cred, &fs.getattr(ino, asof)?, 4) {
-        return Err(denied());
+    // DragonFly's tools open the object for reading first (a fresh slave
+    // has no root yet: its PFS is still named).
+    let pfs = fs.pfs_id();
+    match fs.getattr(ino, asof) {
+        Ok(a) if !may(cred, &a, 4) => return Err(denied()),
+        Ok(_) => {}
+        Err(_) if pfs != 0 && ino == HAMMER_OBJID_ROOT => {}
+        Err(e) => return Err(e),
     }
-    Ok((ino, asof))
+    Ok(Walked { pfs, ino })
 }
 
-/// Whether `uid` owns the object a `setflags` request names.
-fn owns(h: &FsHandle, ino: Option<&&str>, uid: Option<u32>) -> bool {
-    let (Some(ino), Some(uid)) = (ino.and_then(|s| object(s)), uid) else {
+/// What a path names: an object of a PFS.
+#[derive(Clone, Copy, Debug)]
+struct Walked {
+    pfs: u32,
+    ino: i64,
+}
+
+/// Whether `uid` owns the object a `setflags` request names (its `at=`
+/// path, or the inode number argument).
+fn owns(h: &FsHandle, at: Option<Walked>, ino: Option<&&str>, uid: Option<u32>) -> bool {
+    let ino = match at {
+        Some(w) => Some(w.ino),
+        None => ino.and_then(|s| object(s)),
+    };
+    let (Some(ino), Some(uid)) = (ino, uid) else {
         return false;
     };
     matches!(h.with(|fs| fs.getattr(ino, HAMMER_MAX_TID)), Some(Ok(a)) if a.uid == uid)
+}
+
+/// Sets or clears only the no-history bit (the directive's job); every
+/// other flag keeps its value.
+fn set_nohistory(h: &FsHandle, ino: i64, flags: u64) -> Reply {
+    changed(h, |fs| {
+        let old = fs.getattr(ino, HAMMER_MAX_TID)?.uflags;
+        let set = SetAttr {
+            uflags: Some((old & !UF_NOHISTORY) | (flags as u32 & UF_NOHISTORY)),
+            ..Default::default()
+        };
+        fs.setattr(ino, &set).map(|_| ())
+    })
+}
+
+/// GET_PSEUDOFS: PFS `id` (the request's own PFS for `None`): `pfs`,
+/// `pfsd` (the 292 bytes in hex, a master's `sync_end_tid` being the
+/// newest committed TID), and for the simpler readers `prune_min`,
+/// `mirror_flags`, `snapshots`, `label`. ENOENT for a PFS that does not
+/// exist.
+fn pfs_get(h: &FsHandle, id: Option<u32>) -> Reply {
+    match h.with(|fs| {
+        let id = id.unwrap_or(fs.pfs_id());
+        fs.pfs_get(id).map(|d| d.map(|d| (id, d)))
+    }) {
+        Some(Ok(Some((id, d)))) => ok(vec![
+            ("pfs", id.to_string()),
+            ("pfsd", hex(d.as_bytes())),
+            ("prune_min", { d.prune_min }.to_string()),
+            ("mirror_flags", { d.mirror_flags }.to_string()),
+            ("snapshots", hex(&cstr(&d.snapshots))),
+            ("label", hex(&cstr(&d.label))),
+        ]),
+        Some(Ok(None)) => error_reply(libc::ENOENT, "no such PFS"),
+        Some(Err(e)) => engine_error(&e),
+        None => error_reply(libc::ENOENT, "no such PFS"),
+    }
 }
 
 /// A FUSE inode number of the mount's own view is the object id; the
@@ -908,49 +1041,13 @@ fn prune(args: &[&str], h: &FsHandle, progress: &mut dyn FnMut(u64, u64)) -> Rep
     }
 }
 
-/// The PFS records (`lo=2 obj=1 rt=PFS`, key = PFS id << 16) visible now:
-/// (id, data).
-fn pfs_records(fs: &Fs) -> hammer_engine::Result<Vec<(u32, HammerPseudofsData)>> {
-    let set = fs.volumes();
-    let mut store = ReadOnlyStore(set);
-    let tree = BTree::new(&mut store, set.header().vol0_btree_root);
-    let from = HammerBaseElm {
-        localization: HAMMER_LOCALIZE_MISC,
-        obj_id: HAMMER_OBJID_ROOT,
-        rec_type: HAMMER_RECTYPE_PFS,
-        key: 0,
-        create_tid: 1,
-        ..Default::default()
-    };
-    let to = HammerBaseElm {
-        rec_type: HAMMER_RECTYPE_PFS + 1,
-        ..from
-    };
-    let mut elms = Vec::new();
-    tree.scan(&from, &to, &mut |e| {
-        if e.base.delete_tid == 0 {
-            elms.push(*e);
-        }
-        ControlFlow::Continue(())
-    })?;
-    let mut out = Vec::new();
-    for e in elms {
-        let bytes = set.read(e.data_offset, e.data_len.max(0) as usize)?;
-        let mut buf = [0u8; HAMMER_PFSD_SIZE];
-        let n = bytes.len().min(HAMMER_PFSD_SIZE);
-        buf[..n].copy_from_slice(&bytes[..n]);
-        let Ok(d) = HammerPseudofsData::read_from_bytes(&buf[..]) else {
-            continue;
-        };
-        if d.mirror_flags as u32 & 0x8000_0000 != 0 {
-            continue; // destroyed
-        }
-        out.push(((e.base.key as u64 >> 16) as u32, d));
+fn info(fs: &mut Fs, mount_point: &Path) -> hammer_engine::Result<Reply> {
+    let mut pfs = Vec::new();
+    for (id, d) in fs.pfs_list()? {
+        fs.enter_pfs(id)?;
+        pfs.push((id, d, fs.snapshots()?.len()));
     }
-    Ok(out)
-}
-
-fn info(fs: &Fs, mount_point: &Path) -> hammer_engine::Result<Reply> {
+    fs.enter_pfs(0)?;
     let set = fs.volumes();
     let hd = set.header();
     let rsv_bytes = CHKSPC_WRITE_SLOP * HAMMER_BIGBLOCK_SIZE
@@ -973,19 +1070,13 @@ fn info(fs: &Fs, mount_point: &Path) -> hammer_engine::Result<Reply> {
     for v in set.iter() {
         kv.push(("volume", v.name.clone()));
     }
-    let snaps = fs.snapshots()?.len();
-    for (id, d) in pfs_records(fs)? {
-        let mode = if d.mirror_flags & 1 != 0 {
+    for (id, d, snaps) in pfs {
+        let mode = if d.mirror_flags & HAMMER_PFSD_SLAVE != 0 {
             "SLAVE"
         } else {
             "MASTER"
         };
-        let s = if id == 0 {
-            snaps.to_string()
-        } else {
-            "-".into()
-        };
-        kv.push(("pfs", format!("{id} {mode} {s}")));
+        kv.push(("pfs", format!("{id} {mode} {snaps}")));
     }
     Ok(ok(kv))
 }

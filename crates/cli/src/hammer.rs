@@ -9,7 +9,7 @@ use crate::cmd_stats::Kind;
 use crate::common::Opts;
 use crate::{
     cmd_blockmap, cmd_checkmap, cmd_cleanup, cmd_config, cmd_flags, cmd_history, cmd_info,
-    cmd_namekey, cmd_prune, cmd_reblock, cmd_show, cmd_show_undo, cmd_snapshot, cmd_stats,
+    cmd_namekey, cmd_pfs, cmd_prune, cmd_reblock, cmd_show, cmd_show_undo, cmd_snapshot, cmd_stats,
     cmd_synctid, cmd_version, CliError,
 };
 use std::io::Write;
@@ -100,6 +100,7 @@ pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Wri
                 'f' => opts.blkdevs = optarg,
                 'c' => opts.cyclefile = optarg,
                 'F' => opts.force = true,
+                'd' => opts.debug = true,
                 't' => match optarg.as_deref().map(str::parse::<u64>) {
                     // 0 means no limit, as alarm(0) does.
                     Some(Ok(n)) => opts.timeout = (n > 0).then_some(n),
@@ -155,6 +156,16 @@ pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Wri
         "rebalance" => return cmd_reblock::rebalance(&opts, rest, out, err),
         "cleanup" => return cmd_cleanup::run(&opts, rest, out, err),
         "abort-cleanup" => return cmd_cleanup::abort(out),
+        "pfs-master" => return cmd_pfs::create(false, rest, out, err),
+        "pfs-slave" => return cmd_pfs::create(true, rest, out, err),
+        "pfs-update" => return cmd_pfs::update(rest, out, err),
+        "pfs-status" => return cmd_pfs::status(rest, out, err),
+        "pfs-upgrade" => return cmd_pfs::change_mode(true, rest, out, err),
+        "pfs-downgrade" => return cmd_pfs::change_mode(false, rest, out, err),
+        "pfs-destroy" => {
+            let stdin = std::io::stdin();
+            return cmd_pfs::destroy(&opts, rest, &mut stdin.lock(), out, err);
+        }
         "chflags" => return cmd_flags::chflags(rest, err),
         "lsflags" => return cmd_flags::lsflags(rest, out, err),
         "bstats" => return cmd_stats::run(Kind::Btree, rest, out, None),

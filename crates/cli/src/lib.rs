@@ -12,6 +12,7 @@ pub mod cmd_flags;
 pub mod cmd_history;
 pub mod cmd_info;
 pub mod cmd_namekey;
+pub mod cmd_pfs;
 pub mod cmd_prune;
 pub mod cmd_reblock;
 pub mod cmd_show;

@@ -17,7 +17,7 @@
 
 use crate::cmd_history::{entries, query_rel};
 use crate::common::strtoull0;
-use crate::control::{errtext, rel_path, resolve};
+use crate::control::{errtext, resolve};
 use crate::timefmt::strftime;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -234,9 +234,7 @@ fn versions(path: &str) -> BTreeMap<u64, Ver> {
     let Ok(t) = resolve(dir) else {
         return set;
     };
-    let Ok(dir_rel) = rel_path(&t, dir) else {
-        return set;
-    };
+    let dir_rel = t.rel.clone();
     let mut file_rel = dir_rel.clone();
     if !file_rel.is_empty() {
         file_rel.push(b'/');

@@ -16,7 +16,9 @@
 
 mod history;
 mod meta;
+mod pfs;
 pub use history::HistoryReply;
+pub use pfs::PFS_ID_MAX;
 mod prune;
 mod rebalance;
 mod reblock;
@@ -106,14 +108,14 @@ pub struct Fs {
     tid: Option<u64>,
     /// Next object id to hand out in this transaction.
     next_objid: i64,
-    inodes: BTreeMap<i64, DirtyInode>,
+    inodes: BTreeMap<(u32, i64), DirtyInode>,
     nohistory: bool,
     /// Writes and truncations per file since the last flush, for fsync's
     /// REDO records.
-    redo_ops: BTreeMap<i64, Vec<RedoOp>>,
+    redo_ops: BTreeMap<(u32, i64), Vec<RedoOp>>,
     /// Open handles per object: an object whose last name goes while it is
     /// open lives on (with no links) until its last close.
-    open_refs: BTreeMap<i64, u32>,
+    open_refs: BTreeMap<(u32, i64), u32>,
     /// TID → the earliest time (seconds) a record carries for it; built on
     /// the first date lookup, kept current by sync.
     time_index: Option<BTreeMap<u64, u32>>,
@@ -121,7 +123,7 @@ pub struct Fs {
     /// (object, block offset): they become records once, at the flush, so
     /// rewriting a block many times between flushes costs one record — as
     /// the kernel's buffer cache does — instead of leaving freed fragments.
-    dirty_blocks: BTreeMap<(i64, u64), Vec<u8>>,
+    dirty_blocks: BTreeMap<(u32, i64, u64), Vec<u8>>,
     dirty_block_bytes: u64,
     /// Clock override for tests (microseconds).
     pub clock: Option<u64>,
@@ -189,21 +191,23 @@ impl Fs {
     /// Recovery stage 2: re-applies the fsynced writes and truncations a
     /// crash left only in REDO records.
     fn replay_redo(&mut self, list: Vec<RedoRecord>) -> Result<()> {
-        for r in list {
-            if r.localization & HAMMER_LOCALIZE_PSEUDOFS_MASK != self.pfs_lo {
-                continue;
-            }
+        let cur = self.pfs_lo;
+        let r = list.into_iter().try_for_each(|r| {
+            // Each record replays into its own PFS.
+            self.pfs_lo = r.localization & HAMMER_LOCALIZE_PSEUDOFS_MASK;
             // An object that no longer exists has nothing to replay into.
             if self.inode(r.objid, HAMMER_MAX_TID).is_err() {
-                continue;
+                return Ok(());
             }
             if r.flags & HAMMER_REDO_WRITE != 0 {
                 self.write(r.objid, r.offset, &r.data)?;
             } else if r.flags & HAMMER_REDO_TRUNC != 0 {
                 self.truncate(r.objid, r.offset)?;
             }
-        }
-        Ok(())
+            Ok(())
+        });
+        self.pfs_lo = cur;
+        r
     }
 
     /// Makes one file's data durable. When its inode is on disk and only its
@@ -225,7 +229,10 @@ impl Fs {
         if cur.obj_type != HAMMER_OBJTYPE_REGFILE || strip(cur) != strip(durable) {
             return self.sync().map(|_| ());
         }
-        let ops = self.redo_ops.remove(&ino).unwrap_or_default();
+        let ops = self
+            .redo_ops
+            .remove(&(self.pfs_lo, ino))
+            .unwrap_or_default();
         if ops.is_empty() {
             return Ok(());
         }
@@ -268,6 +275,32 @@ impl Fs {
             data: Vec::new(),
         });
         self.set.log_redo(&records)
+    }
+
+    /// The PFS the object ids of later calls belong to (`pfs_id`, 0 to
+    /// 65535). One `Fs` serves every PFS of the volumes, as one DragonFly
+    /// mount serves the PFSs reached through it: changes to all of them
+    /// share one transaction and one flush. Entering a PFS that does not
+    /// exist (no descriptor, or a destroyed one) fails with ENOENT; PFS #0
+    /// always exists.
+    pub fn enter_pfs(&mut self, pfs_id: u32) -> Result<()> {
+        let lo = pfs_to_lo(pfs_id);
+        if lo == self.pfs_lo {
+            return Ok(());
+        }
+        if pfs_id > PFS_ID_MAX {
+            return Err(FsError::Invalid.into());
+        }
+        if pfs_id != 0 && self.pfs_get(pfs_id)?.is_none() {
+            return Err(FsError::NotFound.into());
+        }
+        self.pfs_lo = lo;
+        Ok(())
+    }
+
+    /// The PFS entered last ([`Fs::enter_pfs`]).
+    pub fn pfs_id(&self) -> u32 {
+        lo_to_pfs(self.pfs_lo)
     }
 
     pub fn volumes(&self) -> &VolumeSet {
@@ -364,7 +397,7 @@ impl Fs {
     /// `HAMMER_MAX_TID`.
     fn inode(&self, ino: i64, asof: u64) -> Result<HammerInodeData> {
         if asof == HAMMER_MAX_TID {
-            if let Some(d) = self.inodes.get(&ino) {
+            if let Some(d) = self.inodes.get(&(self.pfs_lo, ino)) {
                 if d.destroy {
                     return Err(FsError::NotFound.into());
                 }
@@ -473,7 +506,10 @@ impl Fs {
         if asof == HAMMER_MAX_TID {
             // Blocks written since the last flush hold the current bytes.
             let first = block_of(off).0;
-            for (&(_, bstart), block) in self.dirty_blocks.range((ino, first)..(ino, end)) {
+            for (&(_, _, bstart), block) in self
+                .dirty_blocks
+                .range((self.pfs_lo, ino, first)..(self.pfs_lo, ino, end))
+            {
                 let a = bstart.max(off);
                 let b = (bstart + block.len() as u64).min(end);
                 if a < b {
@@ -493,13 +529,44 @@ impl Fs {
         }
         let len = d.size as usize;
         if len <= HAMMER_INODE_BASESYMLEN {
-            return Ok(d.ext[..len].to_vec());
+            let text = &d.ext[..len];
+            // A PFS link (`@@PFS<5 digits>`, what `pfs-master` makes) read
+            // in PFS #0 now shows where the PFS is reached, as the kernel
+            // shows it: `@@-1:<id>` for a master, `@@0x<sync_end_tid>:<id>`
+            // for a slave; a PFS that is gone leaves the text as it is.
+            if self.pfs_lo == 0 && asof == HAMMER_MAX_TID {
+                if let Some(t) = self.pfs_link_target(text)? {
+                    return Ok(t);
+                }
+            }
+            return Ok(text.to_vec());
         }
         let lo = self.pfs_lo | HAMMER_LOCALIZE_MISC;
         let e = self
             .tree_lookup(lo, ino, HAMMER_RECTYPE_FIX, HAMMER_FIXKEY_SYMLINK, asof)?
             .ok_or_else(|| Error::corrupt("btree", "long symlink without its FIX record", 0))?;
         self.record_data(&e)
+    }
+
+    fn pfs_link_target(&self, text: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(digits) = text.strip_prefix(b"@@PFS") else {
+            return Ok(None);
+        };
+        if digits.len() != 5 || !digits.iter().all(u8::is_ascii_digit) {
+            return Ok(None);
+        }
+        let id: u32 = std::str::from_utf8(digits)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Ok(self.pfs_get(id)?.map(|d| {
+            if d.mirror_flags & HAMMER_PFSD_SLAVE != 0 {
+                format!("@@0x{:016x}:{id:05}", { d.sync_end_tid })
+            } else {
+                format!("@@-1:{id:05}")
+            }
+            .into_bytes()
+        }))
     }
 
     /// Every TID at which the object's inode changed (its history).
@@ -661,20 +728,20 @@ impl Fs {
     }
 
     fn dirty(&mut self, ino: i64) -> Result<&mut HammerInodeData> {
-        if !self.inodes.contains_key(&ino) {
+        if !self.inodes.contains_key(&(self.pfs_lo, ino)) {
             let d = self
                 .reader()
                 .inode(ino, HAMMER_MAX_TID)?
                 .ok_or(Error::Fs(FsError::NotFound))?;
             self.inodes.insert(
-                ino,
+                (self.pfs_lo, ino),
                 DirtyInode {
                     data: d,
                     destroy: false,
                 },
             );
         }
-        let di = self.inodes.get_mut(&ino).expect("inserted");
+        let di = self.inodes.get_mut(&(self.pfs_lo, ino)).expect("inserted");
         if di.destroy {
             return Err(FsError::NotFound.into());
         }
@@ -837,7 +904,7 @@ impl Fs {
         };
         self.add_entry(dir, name, ino, d.obj_type)?;
         self.inodes.insert(
-            ino,
+            (self.pfs_lo, ino),
             DirtyInode {
                 data: d,
                 destroy: false,
@@ -875,8 +942,11 @@ impl Fs {
         let di = self.dirty(ino)?;
         di.nlinks = di.nlinks.saturating_sub(1);
         di.ctime = now;
-        if di.nlinks == 0 && !self.open_refs.contains_key(&ino) {
-            self.inodes.get_mut(&ino).expect("dirty").destroy = true;
+        if di.nlinks == 0 && !self.open_refs.contains_key(&(self.pfs_lo, ino)) {
+            self.inodes
+                .get_mut(&(self.pfs_lo, ino))
+                .expect("dirty")
+                .destroy = true;
         }
         Ok(())
     }
@@ -884,7 +954,7 @@ impl Fs {
     /// Notes an open handle on `ino` (see `release`).
     pub fn open_ref(&mut self, ino: i64) -> Result<()> {
         self.inode(ino, HAMMER_MAX_TID)?;
-        *self.open_refs.entry(ino).or_default() += 1;
+        *self.open_refs.entry((self.pfs_lo, ino)).or_default() += 1;
         Ok(())
     }
 
@@ -896,18 +966,21 @@ impl Fs {
 
     /// Drops `k` references (handles, or the mount's lookup references).
     pub fn release_n(&mut self, ino: i64, k: u64) -> Result<()> {
-        let Some(n) = self.open_refs.get_mut(&ino) else {
+        let Some(n) = self.open_refs.get_mut(&(self.pfs_lo, ino)) else {
             return Ok(());
         };
         *n = n.saturating_sub(k.min(u32::MAX as u64) as u32);
         if *n > 0 {
             return Ok(());
         }
-        self.open_refs.remove(&ino);
+        self.open_refs.remove(&(self.pfs_lo, ino));
         match self.inode(ino, HAMMER_MAX_TID) {
             Ok(d) if d.nlinks == 0 => {
                 self.dirty(ino)?;
-                self.inodes.get_mut(&ino).expect("dirty").destroy = true;
+                self.inodes
+                    .get_mut(&(self.pfs_lo, ino))
+                    .expect("dirty")
+                    .destroy = true;
                 Ok(())
             }
             _ => Ok(()),
@@ -916,12 +989,15 @@ impl Fs {
 
     /// Closes every handle (unmount): unlinked objects go now.
     pub fn release_all(&mut self) -> Result<()> {
-        let open: Vec<i64> = self.open_refs.keys().copied().collect();
-        for ino in open {
-            self.open_refs.insert(ino, 1);
-            self.release(ino)?;
-        }
-        Ok(())
+        let open: Vec<(u32, i64)> = self.open_refs.keys().copied().collect();
+        let cur = self.pfs_lo;
+        let r = open.into_iter().try_for_each(|(lo, ino)| {
+            self.pfs_lo = lo;
+            self.open_refs.insert((lo, ino), 1);
+            self.release(ino)
+        });
+        self.pfs_lo = cur;
+        r
     }
 
     /// Removes a non-directory name.
@@ -1118,7 +1194,7 @@ impl Fs {
             let (bstart, bsize) = block_of(pos);
             let n = (bstart + bsize).min(end) - pos;
             let src = &data[(pos - off) as usize..(pos - off + n) as usize];
-            let key = (ino, bstart);
+            let key = (self.pfs_lo, ino, bstart);
             if !self.dirty_blocks.contains_key(&key) {
                 // The block becomes a new record at the flush: make sure the
                 // space will be there, so the flush cannot run out of it.
@@ -1157,7 +1233,7 @@ impl Fs {
             }
         }
         self.redo_ops
-            .entry(ino)
+            .entry((self.pfs_lo, ino))
             .or_default()
             .push(RedoOp::Write(off, data.len() as u64));
         let now = self.now();
@@ -1191,11 +1267,12 @@ impl Fs {
             }
             // Dirty blocks wholly past the new end go; the one straddling it
             // keeps only what lies below.
-            let gone: Vec<(i64, u64)> = self
+            let lo = self.pfs_lo;
+            let gone: Vec<(u32, i64, u64)> = self
                 .dirty_blocks
-                .range((ino, size)..(ino + 1, 0))
+                .range((lo, ino, size)..=(lo, ino, u64::MAX))
                 .map(|(k, _)| *k)
-                .filter(|k| k.1 >= size)
+                .filter(|k| k.2 >= size)
                 .collect();
             for k in gone {
                 if let Some(b) = self.dirty_blocks.remove(&k) {
@@ -1204,7 +1281,7 @@ impl Fs {
             }
             if size > 0 {
                 let (bstart, bsize) = block_of(size - 1);
-                let key = (ino, bstart);
+                let key = (self.pfs_lo, ino, bstart);
                 if !self.dirty_blocks.contains_key(&key)
                     && !self.data_records(ino, bstart, bstart + bsize)?.is_empty()
                 {
@@ -1220,7 +1297,7 @@ impl Fs {
             }
         }
         self.redo_ops
-            .entry(ino)
+            .entry((self.pfs_lo, ino))
             .or_default()
             .push(RedoOp::Trunc(size));
         let now = self.now();
@@ -1235,18 +1312,30 @@ impl Fs {
     /// block (objects destroyed meanwhile, and blocks past a file's end,
     /// are dropped).
     fn write_dirty_blocks(&mut self) -> Result<()> {
-        while let Some((&(ino, bstart), _)) = self.dirty_blocks.first_key_value() {
+        let cur = self.pfs_lo;
+        let r = self.write_dirty_blocks_all();
+        self.pfs_lo = cur;
+        r
+    }
+
+    fn write_dirty_blocks_all(&mut self) -> Result<()> {
+        while let Some((&(lo, ino, bstart), _)) = self.dirty_blocks.first_key_value() {
+            // Each block is written in its own PFS.
+            self.pfs_lo = lo;
             let size = match self.inode(ino, HAMMER_MAX_TID) {
                 Ok(d) => d.size,
                 Err(_) => 0,
             };
-            let block = self.dirty_blocks.remove(&(ino, bstart)).expect("first key");
+            let block = self
+                .dirty_blocks
+                .remove(&(lo, ino, bstart))
+                .expect("first key");
             self.dirty_block_bytes -= block.len() as u64;
             if bstart < size {
                 if let Err(e) = self.put_block(ino, bstart, block.len() as u64, &block, size) {
                     // The block stays queued: nothing is lost.
                     self.dirty_block_bytes += block.len() as u64;
-                    self.dirty_blocks.insert((ino, bstart), block);
+                    self.dirty_blocks.insert((lo, ino, bstart), block);
                     return Err(e);
                 }
             }
@@ -1267,9 +1356,20 @@ impl Fs {
     fn write_inodes(&mut self) -> Result<()> {
         let inodes = std::mem::take(&mut self.inodes);
         let tid = self.tid();
-        let lo = self.pfs_lo | HAMMER_LOCALIZE_INODE;
         crate::stats::INODE_FLUSHES.add(inodes.len() as u64);
-        for (ino, di) in inodes {
+        let cur = self.pfs_lo;
+        let r = inodes.into_iter().try_for_each(|((pfs_lo, ino), di)| {
+            // Each inode is written in its own PFS.
+            self.pfs_lo = pfs_lo;
+            self.write_inode(ino, di, tid)
+        });
+        self.pfs_lo = cur;
+        r
+    }
+
+    fn write_inode(&mut self, ino: i64, di: DirtyInode, tid: u64) -> Result<()> {
+        let lo = self.pfs_lo | HAMMER_LOCALIZE_INODE;
+        {
             let keep = self.history_kept(&di.data);
             if let Some(old) = self.tree_lookup(lo, ino, HAMMER_RECTYPE_INODE, 0, HAMMER_MAX_TID)? {
                 self.retire(&old, keep)?;
@@ -1277,7 +1377,7 @@ impl Fs {
             if di.destroy {
                 self.destroy_records(ino, keep)?;
                 self.set.header_mut().vol0_stat_inodes -= 1;
-                continue;
+                return Ok(());
             }
             let e = self.leaf(lo, ino, HAMMER_RECTYPE_INODE, 0, di.data.obj_type, tid);
             self.insert_record(e, di.data.as_bytes())?;

@@ -126,9 +126,10 @@ fn split_pfs_name(name: &[u8]) -> Option<AsOf> {
     Some(AsOf::PfsRoot { tid, pfs })
 }
 
-/// What an inode number stands for: an object as of a TID.
+/// What an inode number stands for: an object of a PFS as of a TID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Node {
+    pub pfs: u32,
     pub obj_id: i64,
     pub asof: u64,
 }
@@ -139,8 +140,8 @@ struct Slot {
     refs: u64,
 }
 
-/// Inode numbers of one mount: the view at `base_asof` maps to object ids,
-/// any other TID to synthetic numbers.
+/// Inode numbers of one mount: the mounted PFS's view at `base_asof` maps
+/// to object ids, any other TID or PFS to synthetic numbers.
 pub struct InodeTable {
     base_asof: u64,
     synthetic: HashMap<u64, Slot>,
@@ -165,6 +166,7 @@ impl InodeTable {
     pub fn node(&self, ino: u64) -> Option<Node> {
         if ino & SYNTHETIC == 0 {
             return Some(Node {
+                pfs: 0,
                 obj_id: ino as i64,
                 asof: self.base_asof,
             });
@@ -185,7 +187,7 @@ impl InodeTable {
     /// takes no reference (for readdir, whose entries the kernel does not
     /// count).
     pub fn peek(&self, node: Node) -> u64 {
-        if node.asof == self.base_asof {
+        if node.asof == self.base_asof && node.pfs == 0 {
             return node.obj_id as u64;
         }
         if let Some(&ino) = self.by_node.get(&node) {
@@ -291,15 +293,18 @@ mod tests {
     fn synthetic_numbers() {
         let mut t = InodeTable::new(u64::MAX);
         let cur = Node {
+            pfs: 0,
             obj_id: 5,
             asof: u64::MAX,
         };
         assert_eq!(t.acquire(cur), 5);
         let a = Node {
+            pfs: 0,
             obj_id: 5,
             asof: 100,
         };
         let b = Node {
+            pfs: 0,
             obj_id: 5,
             asof: 200,
         };
@@ -315,5 +320,10 @@ mod tests {
         assert_eq!(t.node(ia), None);
         // Numbers are stable across forget and lookup again.
         assert_eq!(t.acquire(a), ia);
+        // The same object in another PFS, live, is another inode.
+        let other = Node { pfs: 8, ..cur };
+        let io = t.acquire(other);
+        assert!(io & SYNTHETIC != 0 && io != 5);
+        assert_eq!(t.node(io), Some(other));
     }
 }

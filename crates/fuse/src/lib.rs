@@ -32,19 +32,35 @@ use std::time::{Duration, SystemTime};
 const TTL: Duration = Duration::from_secs(1);
 
 /// The mounted filesystem, shared by the FUSE handlers, the periodic
-/// flusher and the signal handler. `None` once the mount has ended.
+/// flusher and the signal handler. `None` once the mount has ended. A
+/// handle also names the PFS its [`FsHandle::with`] calls work in (PFS #0,
+/// the mounted one, unless made by [`FsHandle::in_pfs`]).
 #[derive(Clone)]
-pub struct FsHandle(Arc<Mutex<Option<Fs>>>);
+pub struct FsHandle {
+    fs: Arc<Mutex<Option<Fs>>>,
+    pfs: u32,
+}
 
 impl FsHandle {
     pub fn new(fs: Fs) -> Self {
-        FsHandle(Arc::new(Mutex::new(Some(fs))))
+        FsHandle {
+            fs: Arc::new(Mutex::new(Some(fs))),
+            pfs: 0,
+        }
+    }
+
+    /// The same filesystem, with `with` working in PFS `pfs`.
+    pub fn in_pfs(&self, pfs: u32) -> FsHandle {
+        FsHandle {
+            fs: self.fs.clone(),
+            pfs,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Fs>> {
         // A panic in a handler leaves the engine as it was between calls;
         // later requests may still be served.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.fs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Makes everything written so far durable; `None` once closed.
@@ -72,9 +88,13 @@ impl FsHandle {
     }
 
     /// Runs `f` on the filesystem under the lock (the control channel's
-    /// directives); `None` once closed.
+    /// directives), in this handle's PFS; `None` once closed, or once that
+    /// PFS is gone.
     pub fn with<T>(&self, f: impl FnOnce(&mut Fs) -> T) -> Option<T> {
-        self.lock().as_mut().map(f)
+        let mut g = self.lock();
+        let fs = g.as_mut()?;
+        fs.enter_pfs(self.pfs).ok()?;
+        Some(f(fs))
     }
 }
 
@@ -145,10 +165,12 @@ impl HammerFuse {
         self.inodes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` on the engine (EIO once the mount has ended).
-    fn with_fs<T>(&self, f: impl FnOnce(&mut Fs) -> Result<T, Error>) -> R<T> {
+    /// Runs `f` on the engine with object ids of PFS `pfs` (EIO once the
+    /// mount has ended).
+    fn with_fs<T>(&self, pfs: u32, f: impl FnOnce(&mut Fs) -> Result<T, Error>) -> R<T> {
         let mut g = self.fs.lock();
         let fs = g.as_mut().ok_or(Errno::EIO)?;
+        fs.enter_pfs(pfs).map_err(|e| errno(&e))?;
         f(fs).map_err(|e| errno(&e))
     }
 
@@ -156,15 +178,16 @@ impl HammerFuse {
         self.inodes().node(ino.0).ok_or(Errno::ESTALE)
     }
 
-    /// The object id of a node that may be changed.
-    fn writable(&self, node: Node) -> R<i64> {
+    /// A node that may be changed (a slave PFS is only ever seen as of a
+    /// TID, so it is refused here too).
+    fn writable(&self, node: Node) -> R<Node> {
         if self.read_only || node.asof != HAMMER_MAX_TID {
             return Err(Errno::EROFS);
         }
-        Ok(node.obj_id)
+        Ok(node)
     }
 
-    fn writable_ino(&self, ino: INodeNo) -> R<i64> {
+    fn writable_ino(&self, ino: INodeNo) -> R<Node> {
         self.writable(self.node(ino)?)
     }
 
@@ -208,7 +231,7 @@ impl HammerFuse {
         self.inodes().forget(ino, n);
         if let Some(node) = node {
             if node.asof == HAMMER_MAX_TID && !self.read_only {
-                let _ = self.with_fs(|fs| fs.release_n(node.obj_id, n));
+                let _ = self.with_fs(node.pfs, |fs| fs.release_n(node.obj_id, n));
             }
         }
     }
@@ -225,7 +248,9 @@ impl HammerFuse {
 
     /// The entry reply for a node (a lookup reference is taken).
     fn entry(&self, node: Node, reply: ReplyEntry) {
-        match self.with_fs(|fs| Ok((self.attr_for(fs, node, true)?, Self::ttl(fs, node)))) {
+        match self.with_fs(node.pfs, |fs| {
+            Ok((self.attr_for(fs, node, true)?, Self::ttl(fs, node)))
+        }) {
             Ok((a, ttl)) => reply.entry(&ttl, &a, Generation(0)),
             Err(e) => reply.error(e),
         }
@@ -256,17 +281,19 @@ impl HammerFuse {
         what: NewObject<'_>,
         mode: u32,
     ) -> R<fuser::FileAttr> {
-        let dir = self.writable_ino(parent)?;
+        let dirnode = self.writable_ino(parent)?;
+        let dir = dirnode.obj_id;
         let is_dir = matches!(what, NewObject::Dir);
         let mut g = self.fs.lock();
         let fs = g.as_mut().ok_or(Errno::EIO)?;
+        fs.enter_pfs(dirnode.pfs).map_err(|e| errno(&e))?;
         let (mode, gid) = Self::new_owner(fs, dir, req, mode, is_dir)?;
         let a = fs
             .create(dir, name.as_bytes(), what, mode, req.uid(), gid)
             .map_err(|e| errno(&e))?;
         let node = Node {
             obj_id: a.ino,
-            asof: HAMMER_MAX_TID,
+            ..dirnode
         };
         self.attr_for(fs, node, true).map_err(|e| errno(&e))
     }
@@ -274,7 +301,7 @@ impl HammerFuse {
     fn lookup_node(&self, parent: INodeNo, name: &OsStr) -> R<Node> {
         let dir = self.node(parent)?;
         let name = name.as_bytes();
-        self.with_fs(|fs| {
+        self.with_fs(dir.pfs, |fs| {
             if name == b"." {
                 return Ok(dir);
             }
@@ -295,33 +322,30 @@ impl HammerFuse {
                         AsOf::Time(secs) => fs
                             .tid_at(secs)?
                             .ok_or(hammer_engine::error::FsError::NotFound)?,
-                        // A PFS root: only the mounted PFS (#0) is served
-                        // until PFS support arrives. `@@-1` (now) shows the
-                        // PFS as of its newest flush, read-only: the live
-                        // root is already this mount's root, and the kernel
-                        // refuses a second name for one directory inode.
+                        // A PFS root (what `/pfs/<name>` links point at).
                         AsOf::PfsRoot { tid, pfs } => {
-                            if pfs != 0 {
-                                return Err(hammer_engine::error::FsError::NotFound.into());
-                            }
-                            let tid = if tid == HAMMER_MAX_TID {
+                            let asof = fs.pfs_root_view(pfs, tid)?;
+                            // `@@-1:00000` is the mount's own root: the live
+                            // one already has a name, and the kernel refuses
+                            // a second name for one directory inode, so it
+                            // shows PFS #0 as of its newest flush, read-only.
+                            let asof = if pfs == 0 && asof == HAMMER_MAX_TID {
                                 fs.last_tid()
                             } else {
-                                tid
+                                asof
                             };
-                            fs.getattr(HAMMER_OBJID_ROOT, tid)?;
+                            fs.enter_pfs(pfs)?;
+                            fs.getattr(HAMMER_OBJID_ROOT, asof)?;
                             return Ok(Node {
+                                pfs,
                                 obj_id: HAMMER_OBJID_ROOT,
-                                asof: tid,
+                                asof,
                             });
                         }
                     };
                     if base.is_empty() {
                         fs.getattr(dir.obj_id, tid)?;
-                        return Ok(Node {
-                            obj_id: dir.obj_id,
-                            asof: tid,
-                        });
+                        return Ok(Node { asof: tid, ..dir });
                     }
                     (base, tid)
                 }
@@ -333,6 +357,7 @@ impl HammerFuse {
             }
             match fs.lookup(dir.obj_id, name, asof)? {
                 Some(e) => Ok(Node {
+                    pfs: dir.pfs,
                     obj_id: e.obj_id,
                     asof,
                 }),
@@ -383,7 +408,9 @@ impl Filesystem for HammerFuse {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let r = self.node(ino).and_then(|node| {
-            self.with_fs(|fs| Ok((self.attr_for(fs, node, false)?, Self::ttl(fs, node))))
+            self.with_fs(node.pfs, |fs| {
+                Ok((self.attr_for(fs, node, false)?, Self::ttl(fs, node)))
+            })
         });
         match r {
             Ok((a, ttl)) => reply.attr(&ttl, &a),
@@ -410,7 +437,7 @@ impl Filesystem for HammerFuse {
         reply: ReplyAttr,
     ) {
         let r = self.node(ino).and_then(|node| {
-            let obj = self.writable(node)?;
+            let obj = self.writable(node)?.obj_id;
             let change = SetAttr {
                 mode: mode.map(|m| (m & 0o7777) as u16),
                 uid,
@@ -420,7 +447,7 @@ impl Filesystem for HammerFuse {
                 mtime: mtime.map(attr::micros),
                 uflags: None,
             };
-            self.with_fs(|fs| {
+            self.with_fs(node.pfs, |fs| {
                 fs.setattr(obj, &change)?;
                 self.attr_for(fs, node, false)
             })
@@ -434,7 +461,7 @@ impl Filesystem for HammerFuse {
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         match self
             .node(ino)
-            .and_then(|n| self.with_fs(|fs| fs.readlink(n.obj_id, n.asof)))
+            .and_then(|n| self.with_fs(n.pfs, |fs| fs.readlink(n.obj_id, n.asof)))
         {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(e),
@@ -484,14 +511,14 @@ impl Filesystem for HammerFuse {
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let r = self
             .writable_ino(parent)
-            .and_then(|dir| self.with_fs(|fs| fs.unlink(dir, name.as_bytes())));
+            .and_then(|dir| self.with_fs(dir.pfs, |fs| fs.unlink(dir.obj_id, name.as_bytes())));
         ok_or_reply(r, reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let r = self
             .writable_ino(parent)
-            .and_then(|dir| self.with_fs(|fs| fs.rmdir(dir, name.as_bytes())));
+            .and_then(|dir| self.with_fs(dir.pfs, |fs| fs.rmdir(dir.obj_id, name.as_bytes())));
         ok_or_reply(r, reply);
     }
 
@@ -521,13 +548,18 @@ impl Filesystem for HammerFuse {
         reply: ReplyEmpty,
     ) {
         let r = (|| {
-            let sdir = self.writable_ino(parent)?;
-            let ddir = self.writable_ino(newparent)?;
+            let snode = self.writable_ino(parent)?;
+            let dnode = self.writable_ino(newparent)?;
             if !(flags - RenameFlags::RENAME_NOREPLACE).is_empty() {
                 // RENAME_EXCHANGE and RENAME_WHITEOUT are not supported.
                 return Err(Errno::EINVAL);
             }
-            self.with_fs(|fs| {
+            // Each PFS is a filesystem of its own.
+            if snode.pfs != dnode.pfs {
+                return Err(Errno::EXDEV);
+            }
+            let (sdir, ddir) = (snode.obj_id, dnode.obj_id);
+            self.with_fs(snode.pfs, |fs| {
                 if flags.contains(RenameFlags::RENAME_NOREPLACE)
                     && fs
                         .lookup(ddir, newname.as_bytes(), HAMMER_MAX_TID)?
@@ -550,14 +582,13 @@ impl Filesystem for HammerFuse {
         reply: ReplyEntry,
     ) {
         let r = (|| {
-            let obj = self.writable_ino(ino)?;
+            let node = self.writable_ino(ino)?;
             let dir = self.writable_ino(newparent)?;
-            self.with_fs(|fs| {
-                fs.link(obj, dir, newname.as_bytes())?;
-                let node = Node {
-                    obj_id: obj,
-                    asof: HAMMER_MAX_TID,
-                };
+            if node.pfs != dir.pfs {
+                return Err(Errno::EXDEV);
+            }
+            self.with_fs(node.pfs, |fs| {
+                fs.link(node.obj_id, dir.obj_id, newname.as_bytes())?;
                 self.attr_for(fs, node, true)
             })
         })();
@@ -573,7 +604,7 @@ impl Filesystem for HammerFuse {
                 self.writable(node)?;
             }
             if node.asof == HAMMER_MAX_TID {
-                self.with_fs(|fs| fs.open_ref(node.obj_id))?;
+                self.with_fs(node.pfs, |fs| fs.open_ref(node.obj_id))?;
             }
             Ok(())
         });
@@ -595,10 +626,9 @@ impl Filesystem for HammerFuse {
         reply: ReplyData,
     ) {
         hammer_engine::stats::FILE_READS.inc();
-        match self
-            .node(ino)
-            .and_then(|n| self.with_fs(|fs| fs.read(n.obj_id, offset, size as usize, n.asof)))
-        {
+        match self.node(ino).and_then(|n| {
+            self.with_fs(n.pfs, |fs| fs.read(n.obj_id, offset, size as usize, n.asof))
+        }) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(e),
         }
@@ -619,7 +649,7 @@ impl Filesystem for HammerFuse {
         hammer_engine::stats::FILE_WRITES.inc();
         match self
             .writable_ino(ino)
-            .and_then(|obj| self.with_fs(|fs| fs.write(obj, offset, data)))
+            .and_then(|n| self.with_fs(n.pfs, |fs| fs.write(n.obj_id, offset, data)))
         {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(e),
@@ -652,7 +682,7 @@ impl Filesystem for HammerFuse {
             if n.asof != HAMMER_MAX_TID {
                 return Ok(());
             }
-            self.with_fs(|fs| fs.fsync(n.obj_id))
+            self.with_fs(n.pfs, |fs| fs.fsync(n.obj_id))
         });
         ok_or_reply(r, reply);
     }
@@ -669,7 +699,7 @@ impl Filesystem for HammerFuse {
     ) {
         let r = self.node(ino).and_then(|n| {
             if n.asof == HAMMER_MAX_TID {
-                self.with_fs(|fs| fs.release(n.obj_id))?;
+                self.with_fs(n.pfs, |fs| fs.release(n.obj_id))?;
             }
             Ok(())
         });
@@ -685,7 +715,7 @@ impl Filesystem for HammerFuse {
         mut reply: ReplyDirectory,
     ) {
         let r = self.node(ino).and_then(|dir| {
-            self.with_fs(|fs| {
+            self.with_fs(dir.pfs, |fs| {
                 let entries = fs.readdir(dir.obj_id, dir.asof)?;
                 let parent = match fs.getattr(dir.obj_id, dir.asof)?.parent {
                     0 => HAMMER_OBJID_ROOT,
@@ -735,11 +765,11 @@ impl Filesystem for HammerFuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        ok_or_reply(self.with_fs(|fs| fs.sync().map(|_| ())), reply);
+        ok_or_reply(self.with_fs(0, |fs| fs.sync().map(|_| ())), reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        match self.with_fs(|fs| Ok(fs.statfs())) {
+        match self.with_fs(0, |fs| Ok(fs.statfs())) {
             Ok((total, free, inodes)) => {
                 let bs = BLOCK_SIZE as u64;
                 let (blocks, bfree) = (total / bs, free / bs);
@@ -817,8 +847,8 @@ impl Filesystem for HammerFuse {
         let r = self
             .make(req, parent, name, NewObject::File, mode)
             .and_then(|a| {
-                let obj = self.node(a.ino)?.obj_id;
-                self.with_fs(|fs| fs.open_ref(obj))?;
+                let n = self.node(a.ino)?;
+                self.with_fs(n.pfs, |fs| fs.open_ref(n.obj_id))?;
                 Ok(a)
             });
         match r {
@@ -842,8 +872,9 @@ impl Filesystem for HammerFuse {
         if mode != 0 {
             return reply.error(Errno::EOPNOTSUPP);
         }
-        let r = self.writable_ino(ino).and_then(|obj| {
-            self.with_fs(|fs| {
+        let r = self.writable_ino(ino).and_then(|n| {
+            let obj = n.obj_id;
+            self.with_fs(n.pfs, |fs| {
                 let end = offset
                     .checked_add(length)
                     .ok_or(hammer_engine::error::FsError::TooBig)?;

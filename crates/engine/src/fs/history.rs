@@ -35,11 +35,12 @@ pub struct HistoryReply {
 impl Fs {
     /// Whether the object has changes only memory holds.
     pub fn is_dirty(&self, ino: i64) -> bool {
-        self.inodes.contains_key(&ino)
-            || self.redo_ops.contains_key(&ino)
+        let lo = self.pfs_lo;
+        self.inodes.contains_key(&(lo, ino))
+            || self.redo_ops.contains_key(&(lo, ino))
             || self
                 .dirty_blocks
-                .range((ino, 0)..(ino, u64::MAX))
+                .range((lo, ino, 0)..=(lo, ino, u64::MAX))
                 .next()
                 .is_some()
     }
