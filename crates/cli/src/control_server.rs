@@ -26,9 +26,8 @@
 //! * `info`: `label`, `nvolumes`, `fsid`, `version`, `bigblocks`,
 //!   `freebigblocks`, `rsvbigblocks`, `inodes`, `mountpoint`, one `volume`
 //!   per volume (path as opened), and one `pfs=<id> <MASTER|SLAVE> <snaps>`
-//!   per PFS record found in the B-tree (snaps is the number of snapshot
-//!   records for the mounted PFS #0 and `-` for the others, which are not
-//!   mounted, as DragonFly shows them). `rsvbigblocks` follows the kernel's
+//!   per existing PFS (snaps: its number of snapshot records; the tool
+//!   finds where each is mounted). `rsvbigblocks` follows the kernel's
 //!   `_hammer_checkspace(HAMMER_CHKSPC_WRITE)`: 20 big-blocks of slop plus
 //!   the dirty-buffer limit (`MAX_DIRTY_BYTES`, the counterpart of
 //!   `hammer_limit_dirtybufspace`) plus the dirty buffers held now, in
@@ -37,6 +36,20 @@
 //!   strings).
 //! * `stats`: `stats=<17 counters separated by spaces>` in the order of
 //!   `hammer_engine::stats::NAMES`.
+//!
+//! Any request may begin with `at=<hex path>`, the path (relative to the
+//! mount's root) the tool was given, as a DragonFly ioctl is issued on a
+//! descriptor of it: the directive then works in that path's PFS (snapshot,
+//! config, prune, reblock, `pfs-get` with no id, `getflags`/`setflags`
+//! with no inode number name that object).
+//!
+//! PFS directives (ids in decimal): `pfs-get [<id>|-1]`: `pfs`, `pfsd` (the
+//! 292-byte descriptor in hex; a master's `sync_end_tid` is the newest
+//! committed TID) and `prune_min`, `mirror_flags`, `snapshots`, `label`;
+//! ENOENT for a PFS that does not exist. `pfs-free`: the lowest free id.
+//! `pfs-set <id> <hex descriptor>` (creates a master's root directory when
+//! missing), `pfs-upgrade <id>`, `pfs-downgrade <id>`, `pfs-destroy <id>`:
+//! `tid` of the flush that made the change durable.
 //!
 //! History directives (words that may hold any byte are hex; a path is
 //! relative to the mount's root, `@@` components allowed; object numbers
@@ -52,7 +65,6 @@
 //! * `config-get`: `text=<hex>` (none when unset); `config-set [<hex>]`.
 //! * `getflags <ino>`: `flags`; `setflags <ino> <flags>` (only the
 //!   no-history bit is taken).
-//! * `pfs-get`: `pfs`, `prune_min`, `mirror_flags`, `snapshots`, `label`.
 //! * `prune [deadline=<s>] [below=<hex key>] <beg>:<end>:<mod>…`,
 //!   `reblock <classes> <free level> [deadline=<s>] [from=<hex key>]`,
 //!   `rebalance <saturation> [deadline=<s>] [from=<hex key>]`: counters,
