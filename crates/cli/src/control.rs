@@ -259,6 +259,13 @@ impl Target {
         self.call_progress(line, &mut |_, _| {})
     }
 
+    /// Sends a request whose reply comes as many frames (see [`Stream`]).
+    pub fn stream(&self, line: &str) -> std::io::Result<Stream> {
+        let mut s = connect(&self.socket)?;
+        s.write_all(format!("at={} {line}\n", hex(&self.rel)).as_bytes())?;
+        Ok(Stream { s, done: false })
+    }
+
     /// [`Target::call`] with progress frames.
     pub fn call_progress(
         &self,
@@ -411,13 +418,7 @@ pub fn request_progress(
     line: &str,
     progress: &mut dyn FnMut(u64, u64),
 ) -> std::io::Result<Reply> {
-    let mut s = UnixStream::connect(socket).map_err(|e| match e.raw_os_error() {
-        Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => os_error(libc::ENOTTY),
-        _ => e,
-    })?;
-    // A flush of a big change may take a while; a hung daemon must not
-    // hang the tool forever.
-    s.set_read_timeout(Some(Duration::from_secs(600)))?;
+    let mut s = connect(socket)?;
     s.write_all(line.as_bytes())?;
     s.write_all(b"\n")?;
     let r = loop {
@@ -430,10 +431,51 @@ pub fn request_progress(
             _ => break r,
         }
     };
+    final_status(r)
+}
+
+fn final_status(r: Reply) -> std::io::Result<Reply> {
     match r.get("status").map(str::parse::<i32>) {
         Some(Ok(0)) => Ok(r),
         Some(Ok(code)) => Err(os_error(code)),
         _ => Err(os_error(libc::EPROTO)),
+    }
+}
+
+/// A connection to the daemon at `socket` (ENOTTY when there is none).
+fn connect(socket: &Path) -> std::io::Result<UnixStream> {
+    let s = UnixStream::connect(socket).map_err(|e| match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => os_error(libc::ENOTTY),
+        _ => e,
+    })?;
+    // A flush of a big change may take a while; a hung daemon must not
+    // hang the tool forever.
+    s.set_read_timeout(Some(Duration::from_secs(600)))?;
+    Ok(s)
+}
+
+/// The frames of one streamed reply, read as they come: the daemon writes
+/// them without waiting, so many small answers cost one connection and no
+/// round trip each.
+pub struct Stream {
+    s: UnixStream,
+    done: bool,
+}
+
+impl Stream {
+    /// The next frame; `None` after the final one, which must say
+    /// `status=0` (any other status is its error).
+    pub fn next_frame(&mut self) -> std::io::Result<Option<Reply>> {
+        if self.done {
+            return Ok(None);
+        }
+        let r = read_reply(&mut self.s)?;
+        if r.get("status").is_some() {
+            self.done = true;
+            final_status(r)?;
+            return Ok(None);
+        }
+        Ok(Some(r))
     }
 }
 

@@ -118,6 +118,7 @@ pub fn needs_root(directive: &str) -> bool {
             | "getflags"
             | "pfs-get"
             | "pfs-free"
+            | "read-asof"
     )
 }
 
@@ -546,6 +547,9 @@ fn serve_one(mut s: UnixStream, h: &FsHandle, mount_point: &Path, owner: u32, al
                     };
                     if *d == "prune" {
                         prune(&words[1..], h, &mut progress)
+                    } else if *d == "read-asof" {
+                        let mut send = |r: &Reply| write_reply(&mut s, r).is_ok();
+                        read_asof(&words[1..], h, at, cred.as_ref(), &mut send)
                     } else {
                         let c = Ctx {
                             h,
@@ -945,6 +949,95 @@ fn set_nohistory(h: &FsHandle, ino: i64, flags: u64) -> Reply {
         };
         fs.setattr(ino, &set).map(|_| ())
     })
+}
+
+/// Largest data frame of `read-asof`, in bytes before hex.
+const READ_FRAME: usize = 256 << 10;
+/// Largest file `read-asof` sends whole (bigger ones are read through the
+/// mount as before).
+const READ_ASOF_MAX: u64 = 64 << 20;
+
+/// `at=<dir> read-asof <hex name> <tid>…`: the contents of `name` as
+/// `dir/name@@0x<tid>` shows them, for each TID in turn, as frames: `v=<tid>`
+/// with `size=<bytes>` followed by `d=<hex>` frames, or `v=<tid>` with
+/// `errno=<n>` when there is no such file then (or it may not be read);
+/// then the final reply. `undo -a` reads every version this way instead of
+/// one round trip per version through the mount.
+fn read_asof(
+    args: &[&str],
+    h: &FsHandle,
+    at: Option<Walked>,
+    cred: Option<&Cred>,
+    send: &mut dyn FnMut(&Reply) -> bool,
+) -> Reply {
+    let (Some(dir), Some((name, tids))) = (at, args.split_first()) else {
+        return error_reply(libc::EINVAL, "read-asof needs at=, a name and TIDs");
+    };
+    let (Some(name), Some(tids)) = (
+        unhex(name),
+        tids.iter().map(|t| num(t)).collect::<Option<Vec<u64>>>(),
+    ) else {
+        return error_reply(libc::EINVAL, "bad read-asof arguments");
+    };
+    for tid in tids {
+        let r = h.with(|fs| -> hammer_engine::Result<(i64, u64)> {
+            use hammer_engine::error::{Error, FsError};
+            let e = fs
+                .lookup(dir.ino, &name, tid)?
+                .ok_or(Error::Fs(FsError::NotFound))?;
+            let a = fs.getattr(e.obj_id, tid)?;
+            if !may(cred, &a, 4) {
+                return Err(FsError::Access.into());
+            }
+            if a.obj_type != HAMMER_OBJTYPE_REGFILE {
+                return Err(FsError::IsDir.into());
+            }
+            if a.size > READ_ASOF_MAX {
+                return Err(FsError::TooBig.into());
+            }
+            Ok((e.obj_id, a.size))
+        });
+        let head =
+            |kv: Vec<(&str, String)>| Reply(kv.into_iter().map(|(k, v)| (k.into(), v)).collect());
+        let (obj, size) = match r {
+            None => return error_reply(libc::ENOTTY, "filesystem unmounted"),
+            Some(Err(e)) => {
+                let code = match &e {
+                    hammer_engine::Error::Fs(f) => f.errno(),
+                    _ => libc::EIO,
+                };
+                if !send(&head(vec![
+                    ("v", format!("0x{tid:016x}")),
+                    ("errno", code.to_string()),
+                ])) {
+                    return error_reply(libc::EPIPE, "");
+                }
+                continue;
+            }
+            Some(Ok(v)) => v,
+        };
+        if !send(&head(vec![
+            ("v", format!("0x{tid:016x}")),
+            ("size", size.to_string()),
+        ])) {
+            return error_reply(libc::EPIPE, "");
+        }
+        let mut off = 0u64;
+        while off < size {
+            let n = (size - off).min(READ_FRAME as u64) as usize;
+            let data = match h.with(|fs| fs.read(obj, off, n, tid)) {
+                Some(Ok(d)) if !d.is_empty() => d,
+                Some(Ok(_)) => break,
+                Some(Err(e)) => return engine_error(&e),
+                None => return error_reply(libc::ENOTTY, "filesystem unmounted"),
+            };
+            off += data.len() as u64;
+            if !send(&head(vec![("d", hex(&data))])) {
+                return error_reply(libc::EPIPE, "");
+            }
+        }
+    }
+    ok(vec![])
 }
 
 /// GET_PSEUDOFS: PFS `id` (the request's own PFS for `None`): `pfs`,

@@ -122,17 +122,67 @@ fn ipath(path: &str, tid: u64) -> String {
     }
 }
 
-/// Output for `path` as of `ts1` (through `ts2` for diffs).
-fn generate(c: &mut Ctx, path: &str, ts1: (u64, u32), ts2: (u64, u32), idx: usize, inochg: bool) {
+/// Versions of one file as the daemon streams them (`read-asof`), in the
+/// order asked for.
+struct Prefetch {
+    stream: crate::control::Stream,
+}
+
+impl Prefetch {
+    /// Asks for `name` in the directory `t` names, as of each TID.
+    fn start(t: &crate::control::Target, name: &str, tids: &[u64]) -> Option<Prefetch> {
+        let mut line = format!("read-asof {}", crate::control::hex(name.as_bytes()));
+        for t in tids {
+            line.push_str(&format!(" 0x{t:x}"));
+        }
+        // A request line holds at most 1 MiB; very long histories are
+        // read through the mount instead.
+        if line.len() >= crate::control::MAX_REQUEST {
+            return None;
+        }
+        t.stream(&line).ok().map(|stream| Prefetch { stream })
+    }
+
+    /// The next version's contents: `Some(None)` when it cannot be read
+    /// (no such file then, not a regular file, too big), `None` when the
+    /// stream broke (the caller reads through the mount instead).
+    fn next(&mut self) -> Option<Option<Vec<u8>>> {
+        let head = self.stream.next_frame().ok()??;
+        head.get("v")?;
+        if head.get("errno").is_some() {
+            return Some(None);
+        }
+        let size: usize = head.get("size")?.parse().ok()?;
+        let mut data = Vec::with_capacity(size);
+        while data.len() < size {
+            let f = self.stream.next_frame().ok()??;
+            data.extend_from_slice(&crate::control::unhex(f.get("d")?)?);
+        }
+        Some(Some(data))
+    }
+}
+
+/// Output for `path` as of `ts1` (through `ts2` for diffs). `pre`: the
+/// contents of `path` as of `ts1`, already read (`Some(None)`: it could
+/// not be).
+fn generate(
+    c: &mut Ctx,
+    path: &str,
+    ts1: (u64, u32),
+    ts2: (u64, u32),
+    idx: usize,
+    inochg: bool,
+    pre: Option<Option<Vec<u8>>>,
+) {
     let p1 = ipath(path, ts1.0);
     let p2 = ipath(path, ts2.0);
     let exists = |p: &str| std::fs::symlink_metadata(p).is_ok();
     // Reading the version first answers "does it exist" for the common
     // case in one lookup instead of two (each is a FUSE round trip).
-    let content = if c.typ == Type::File {
-        std::fs::read(&p1).ok()
-    } else {
-        None
+    let content = match pre {
+        Some(c) => c,
+        None if c.typ == Type::File => std::fs::read(&p1).ok(),
+        None => None,
     };
     if content.is_none() && !exists(&p1) && !exists(&p2) {
         if idx == 0 || c.verbose {
@@ -220,8 +270,8 @@ fn generate(c: &mut Ctx, path: &str, ts1: (u64, u32), ts2: (u64, u32), idx: usiz
     }
 }
 
-/// Versions of `path`, in TID order.
-fn versions(path: &str) -> BTreeMap<u64, Ver> {
+/// Versions of `path`, in TID order, and the target of its directory.
+fn versions(path: &str) -> (BTreeMap<u64, Ver>, Option<crate::control::Target>) {
     let mut set = BTreeMap::new();
     let dir = match path.rfind('/') {
         Some(i) => &path[..i],
@@ -232,7 +282,7 @@ fn versions(path: &str) -> BTreeMap<u64, Ver> {
         None => path,
     };
     let Ok(t) = resolve(dir) else {
-        return set;
+        return (set, None);
     };
     let dir_rel = t.rel.clone();
     let mut file_rel = dir_rel.clone();
@@ -260,7 +310,7 @@ fn versions(path: &str) -> BTreeMap<u64, Ver> {
     if std::fs::symlink_metadata(path).is_ok() {
         collect(&t.socket, &file_rel, &mut set);
     }
-    set
+    (set, Some(t))
 }
 
 fn pick(set: &BTreeMap<u64, Ver>, p: Pick) -> (u64, u32) {
@@ -391,7 +441,7 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         mult,
     };
     for path in &paths {
-        let set = versions(path);
+        let (set, dir) = versions(path);
         if iterate {
             if set.is_empty() {
                 let _ = writeln!(c.out, "{path}: No UNDO history found");
@@ -399,9 +449,28 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             }
             let _ = writeln!(c.out, "{path}: ITERATE ENTIRE HISTORY");
             let list: Vec<(u64, Ver)> = set.iter().map(|(t, v)| (*t, *v)).collect();
+            // Dumping every version: the daemon streams them all at once
+            // (one connection, no round trip per version); anything it
+            // cannot give is read through the mount as before.
+            let name = path.rsplit('/').next().unwrap_or(path);
+            let mut pre = match (&dir, c.typ) {
+                (Some(t), Type::File) if !name.is_empty() && name != "." && name != ".." => {
+                    let tids: Vec<u64> = list.iter().map(|(t, _)| *t).collect();
+                    Prefetch::start(t, name, &tids)
+                }
+                _ => None,
+            };
+            let next = |pre: &mut Option<Prefetch>| {
+                let v = pre.as_mut().and_then(Prefetch::next);
+                if v.is_none() {
+                    *pre = None;
+                }
+                v
+            };
             let mut inochg = false;
             for k in 1..list.len() {
                 let (a, b) = (list[k - 1], list[k]);
+                let content = next(&mut pre);
                 generate(
                     &mut c,
                     path,
@@ -409,11 +478,13 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                     (b.0, b.1.time32),
                     k,
                     inochg,
+                    content,
                 );
                 inochg = b.1.obj != a.1.obj;
             }
             if c.typ != Type::Diff && c.typ != Type::RDiff {
                 let last = list[list.len() - 1];
+                let content = next(&mut pre);
                 generate(
                     &mut c,
                     path,
@@ -421,6 +492,7 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                     (MAX_TID, 0),
                     list.len(),
                     inochg,
+                    content,
                 );
             }
         } else {
@@ -434,7 +506,7 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             if ts1.0 != 0 {
                 let saved = c.mult;
                 c.mult = false;
-                generate(&mut c, path, ts1, ts2, 0, false);
+                generate(&mut c, path, ts1, ts2, 0, false, None);
                 c.mult = saved;
             } else {
                 let _ = writeln!(c.out, "{path}: No UNDO history found");

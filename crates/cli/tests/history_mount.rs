@@ -1341,3 +1341,54 @@ fn writeback_mount() {
     m.unmount();
     checkmap(&v.img);
 }
+
+/// `undo -a` gets every version in one stream from the daemon; that path
+/// must refuse what the mount refuses: a version that was private when it
+/// was made (mode 0600 then) shows to another user as a header without
+/// its bytes, as reading `file@@0x<tid>` through the mount would, while
+/// the later, readable version shows whole.
+#[test]
+fn undo_stream_respects_permissions() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !fuse_ok("undo_stream_respects_permissions") {
+        return;
+    }
+    let v = volume();
+    let m = mount(&v, OPTS);
+    let d = v.mnt.as_path();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+    let f = d.join("secret");
+    fs::write(&f, "first secret\n").unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
+    synctid(d);
+    fs::write(&f, "now public\n").unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
+    synctid(d);
+    let own = undo(d, &["-a", "secret"]);
+    assert!(
+        own.contains("first secret") && own.contains("now public"),
+        "{own}"
+    );
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            UNDO,
+            "-a",
+            "secret",
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("ITERATE ENTIRE HISTORY"), "{out}");
+    assert!(out.contains("now public"), "{out}");
+    assert!(
+        !out.contains("first secret"),
+        "another user read a private version: {out}"
+    );
+    m.unmount();
+    checkmap(&v.img);
+}

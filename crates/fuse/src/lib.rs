@@ -605,11 +605,22 @@ impl Filesystem for HammerFuse {
             }
             if node.asof == HAMMER_MAX_TID {
                 self.with_fs(node.pfs, |fs| fs.open_ref(node.obj_id))?;
+                return Ok(FopenFlags::FOPEN_NOFLUSH);
             }
-            Ok(())
+            // A committed past state never changes: the kernel may keep
+            // its pages from one open to the next.
+            let settled = self.with_fs(node.pfs, |fs| Ok(!fs.view_unsettled(node.asof)))?;
+            Ok(if settled {
+                FopenFlags::FOPEN_NOFLUSH | FopenFlags::FOPEN_KEEP_CACHE
+            } else {
+                FopenFlags::FOPEN_NOFLUSH
+            })
         });
         match r {
-            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            // FLUSH (at every close) has nothing to do here: data becomes
+            // durable by fsync and the flusher, and the kernel sends
+            // writeback-cached pages itself (it ignores NOFLUSH then).
+            Ok(f) => reply.opened(FileHandle(0), f),
             Err(e) => reply.error(e),
         }
     }
@@ -852,7 +863,13 @@ impl Filesystem for HammerFuse {
                 Ok(a)
             });
         match r {
-            Ok(a) => reply.created(&TTL, &a, Generation(0), FileHandle(0), FopenFlags::empty()),
+            Ok(a) => reply.created(
+                &TTL,
+                &a,
+                Generation(0),
+                FileHandle(0),
+                FopenFlags::FOPEN_NOFLUSH,
+            ),
             Err(e) => reply.error(e),
         }
     }
