@@ -29,6 +29,19 @@ pub struct Opts {
     pub debug: bool,
 }
 
+/// Parses a size with an optional k/m/g/t suffix (either case), as `-C` takes it.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mul) = match s.chars().last()? {
+        'k' | 'K' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' | 'M' => (&s[..s.len() - 1], 1 << 20),
+        'g' | 'G' => (&s[..s.len() - 1], 1 << 30),
+        't' | 'T' => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
 /// C's `strtoull(s, NULL, 0)`: leading blanks and a `+` skipped, `0x` hex,
 /// a leading `0` octal, else decimal, stopping at the first character that
 /// is not a digit; 0 when there is no number.

@@ -825,6 +825,7 @@ fn handle(
                 _ => fs.pfs_destroy(id),
             })
         }
+        ("update", opts) if !opts.is_empty() => update(h, opts),
         ("stats", []) => {
             let v = hammer_engine::stats::snapshot();
             let s: Vec<String> = v.iter().map(u64::to_string).collect();
@@ -949,6 +950,55 @@ fn set_nohistory(h: &FsHandle, ino: i64, flags: u64) -> Reply {
         };
         fs.setattr(ino, &set).map(|_| ())
     })
+}
+
+/// `update <option>…` (`mount_hammer -u`): `ro` (sync, then refuse
+/// changes), `rw` (take changes again, reopening volumes opened read-only),
+/// `nohistory`/`history`, `noatime`/`relatime`/`atime`. Replies nothing
+/// but the status; an option it does not know is EINVAL before anything
+/// changes.
+fn update(h: &FsHandle, opts: &[&str]) -> Reply {
+    use hammer_engine::fs::AtimeMode;
+    let known = |o: &&str| {
+        matches!(
+            *o,
+            "ro" | "rw"
+                | "nohistory"
+                | "history"
+                | "noatime"
+                | "relatime"
+                | "atime"
+                | "strictatime"
+        )
+    };
+    if let Some(o) = opts.iter().find(|o| !known(o)) {
+        return error_reply(
+            libc::EINVAL,
+            &format!("-o {o}: cannot be changed on a mounted filesystem"),
+        );
+    }
+    for o in opts {
+        let r = match *o {
+            "ro" => h.set_read_only(true),
+            "rw" => h.set_read_only(false),
+            _ => {
+                let done = h.with(|fs| match *o {
+                    "nohistory" => fs.set_nohistory(true),
+                    "history" => fs.set_nohistory(false),
+                    "noatime" => fs.atime = AtimeMode::Never,
+                    "relatime" => fs.atime = AtimeMode::Relative,
+                    _ => fs.atime = AtimeMode::Always,
+                });
+                done.ok_or(hammer_engine::Error::Fs(
+                    hammer_engine::error::FsError::NotFound,
+                ))
+            }
+        };
+        if let Err(e) = r {
+            return engine_error(&e);
+        }
+    }
+    ok(vec![])
 }
 
 /// Largest data frame of `read-asof`, in bytes before hex.

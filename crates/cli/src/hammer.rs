@@ -6,7 +6,7 @@
 
 use crate::cmd_snapshot::Kind as SnapKind;
 use crate::cmd_stats::Kind;
-use crate::common::Opts;
+use crate::common::{parse_size, Opts};
 use crate::{
     cmd_blockmap, cmd_checkmap, cmd_cleanup, cmd_config, cmd_flags, cmd_history, cmd_info,
     cmd_namekey, cmd_pfs, cmd_prune, cmd_reblock, cmd_show, cmd_show_undo, cmd_snapshot, cmd_stats,
@@ -16,19 +16,6 @@ use std::io::Write;
 
 pub const USAGE: &str = include_str!("hammer_usage.txt");
 const OPTSTRING: &str = "b:c:de:hf:i:m:p:qrt:v2yABC:FR:S:T:X";
-
-/// Parses a size with an optional k/m/g/t suffix (either case), as `-C` takes it.
-fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let (num, mul) = match s.chars().last()? {
-        'k' | 'K' => (&s[..s.len() - 1], 1u64 << 10),
-        'm' | 'M' => (&s[..s.len() - 1], 1 << 20),
-        'g' | 'G' => (&s[..s.len() - 1], 1 << 30),
-        't' | 'T' => (&s[..s.len() - 1], 1 << 40),
-        _ => (s, 1),
-    };
-    num.parse::<u64>().ok()?.checked_mul(mul)
-}
 
 /// Runs `hammer` with `args` (without argv[0]); returns the exit status.
 pub fn main(argv0: &str, args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {

@@ -10,13 +10,17 @@
 //! `flush_interval=SECONDS` (periodic sync, default 5, 0 for none),
 //! `writeback` (kernel writeback caching: faster random writes) and the
 //! generic `atime`, `noatime`, `dev`, `nodev`, `suid`, `nosuid`, `exec`,
-//! `noexec`. Once serving, the daemon answers `hammer`'s directives on
+//! `noexec`, and DragonFly's `master=<id>` (multi-master TIDs), `nomirror`
+//! (no `mirror_tid` propagation), plus `cache=<size>` (buffer cache) and
+//! the atime modes `relatime` (default), `atime`/`strictatime`, `noatime`
+//! (access times are written in place, as DragonFly writes them).
+//! `mount_hammer -u -o ro|rw|nohistory|… dir` changes a live mount. Once serving, the daemon answers `hammer`'s directives on
 //! the mount over the control channel (`control_server`); its socket goes
 //! away with the mount.
 
 use crate::{CliError, CliResult};
 use fuser::{Config, MountOption, Session, SessionACL};
-use hammer_engine::fs::Fs;
+use hammer_engine::fs::{AtimeMode, Fs};
 use hammer_engine::{OpenOptions, VolumeSet};
 use hammer_fuse::{spawn_flusher, FsHandle, HammerFuse, MountView};
 use hammer_ondisk::{HAMMER_MAX_TID, HAMMER_OBJID_ROOT};
@@ -25,11 +29,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const USAGE: &str =
-    "usage: mount_hammer [-f] [-o options] [-T transaction-id] special[:special]* node\n";
+    "usage: mount_hammer [-f] [-o options] [-T transaction-id] special[:special]* node
+       mount_hammer -u [-o options] node
+";
 
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MountArgs {
+    /// `-u` (or `-o update`): change the options of the mount at the
+    /// mount point instead of mounting.
+    pub update: bool,
+    /// The `-o` options as given (what `-u` sends to the mount).
+    pub options: Vec<String>,
     pub foreground: bool,
     pub read_only: bool,
     pub nohistory: bool,
@@ -39,6 +50,16 @@ pub struct MountArgs {
     pub flush_interval: Duration,
     /// `-o writeback`: kernel writeback caching.
     pub writeback: bool,
+    /// When reads update access times (`noatime`, `relatime` — the
+    /// default — or `atime`/`strictatime`).
+    pub atime: AtimeMode,
+    /// `-o master=<id>`: the master id (0–15, 0 by default); `None` is
+    /// no-mirror mode (`master=-1` or `nomirror`).
+    pub master_id: Option<u8>,
+    /// Warnings to print before mounting (DragonFly's `test_master_id`).
+    pub warnings: Vec<String>,
+    /// `-o cache=<size>[k|m|g]`: the buffer cache's size in bytes.
+    pub cache_bytes: Option<usize>,
     /// Generic kernel flags passed through.
     pub flags: Vec<MountOption>,
     pub volumes: Vec<String>,
@@ -58,6 +79,8 @@ fn parse_tid(s: &str) -> CliResult<u64> {
 /// `default_permissions` are on by default). `Ok(None)` asks for the usage.
 pub fn parse_args(args: &[String], root: bool) -> CliResult<Option<MountArgs>> {
     let mut m = MountArgs {
+        update: false,
+        options: Vec::new(),
         foreground: false,
         read_only: false,
         nohistory: false,
@@ -66,6 +89,10 @@ pub fn parse_args(args: &[String], root: bool) -> CliResult<Option<MountArgs>> {
         asof: HAMMER_MAX_TID,
         flush_interval: Duration::from_secs(5),
         writeback: false,
+        atime: AtimeMode::Relative,
+        master_id: Some(0),
+        warnings: Vec::new(),
+        cache_bytes: None,
         flags: Vec::new(),
         volumes: Vec::new(),
         mountpoint: PathBuf::new(),
@@ -87,6 +114,7 @@ pub fn parse_args(args: &[String], root: bool) -> CliResult<Option<MountArgs>> {
         for (k, c) in a[1..].char_indices() {
             match c {
                 'f' => m.foreground = true,
+                'u' => m.update = true,
                 'o' | 'T' => {
                     let inline = &a[1 + k + 1..];
                     let val = if !inline.is_empty() {
@@ -109,15 +137,28 @@ pub fn parse_args(args: &[String], root: bool) -> CliResult<Option<MountArgs>> {
         }
     }
     for o in opts.iter().flat_map(|o| o.split(',')) {
+        if !o.is_empty() && o != "update" {
+            m.options.push(o.to_string());
+        }
         match o {
             "" | "rw" => {}
+            "update" => m.update = true,
             "ro" => m.read_only = true,
             "nohistory" => m.nohistory = true,
             "writeback" => m.writeback = true,
             "allow_other" => m.allow_other = true,
             "default_permissions" => m.default_permissions = true,
-            "atime" => m.flags.push(MountOption::Atime),
-            "noatime" => m.flags.push(MountOption::NoAtime),
+            "atime" | "strictatime" => {
+                m.atime = AtimeMode::Always;
+                m.flags.push(MountOption::Atime);
+            }
+            "relatime" => m.atime = AtimeMode::Relative,
+            "noatime" => {
+                m.atime = AtimeMode::Never;
+                m.flags.push(MountOption::NoAtime);
+            }
+            "nomirror" => m.master_id = None,
+            "mirror" => m.master_id = Some(0),
             "dev" => m.flags.push(MountOption::Dev),
             "nodev" => m.flags.push(MountOption::NoDev),
             "suid" => m.flags.push(MountOption::Suid),
@@ -130,6 +171,36 @@ pub fn parse_args(args: &[String], root: bool) -> CliResult<Option<MountArgs>> {
                         .parse()
                         .map_err(|_| CliError(format!("-o {o}: not a number of seconds")))?;
                     m.flush_interval = Duration::from_secs(secs);
+                } else if let Some(v) = o.strip_prefix("master=") {
+                    // As DragonFly's mount_hammer says it, then refuses
+                    // what its kernel would refuse.
+                    m.master_id = match v.parse::<i32>() {
+                        Ok(0) => {
+                            m.warnings.push(
+                                "A master id of 0 is the default, explicit settings should use 1-15"
+                                    .into(),
+                            );
+                            Some(0)
+                        }
+                        Ok(-1) => {
+                            m.warnings.push(
+                                "A master id of -1 is nomirror mode, equivalent to -o nomirror option"
+                                    .into(),
+                            );
+                            None
+                        }
+                        Ok(id @ 1..=15) => Some(id as u8),
+                        _ => {
+                            return Err(CliError(format!(
+                                "-o {o}: A master id of {v} is not supported (use 0-15, or -1 for nomirror)"
+                            )))
+                        }
+                    };
+                } else if let Some(v) = o.strip_prefix("cache=") {
+                    let bytes = crate::common::parse_size(v)
+                        .filter(|&n| n >= 1 << 20)
+                        .ok_or_else(|| CliError(format!("-o {o}: not a size of 1M or more")))?;
+                    m.cache_bytes = Some(bytes as usize);
                 } else {
                     return Err(CliError(format!("-o {o}: option not supported")));
                 }
@@ -138,6 +209,10 @@ pub fn parse_args(args: &[String], root: bool) -> CliResult<Option<MountArgs>> {
     }
     if m.asof != HAMMER_MAX_TID {
         m.read_only = true;
+    }
+    if m.update && rest.len() == 1 {
+        m.mountpoint = PathBuf::from(&rest[0]);
+        return Ok(Some(m));
     }
     if rest.len() < 2 {
         return Ok(None);
@@ -158,19 +233,19 @@ pub fn parse_args(args: &[String], root: bool) -> CliResult<Option<MountArgs>> {
 /// Opens the volumes as the options ask: read-write with recovery, or
 /// read-only (a shared lock, recovery in memory only).
 fn open_fs(m: &MountArgs) -> CliResult<Fs> {
-    let fs = if m.read_only {
-        let set = VolumeSet::open_paths(
-            &m.volumes,
-            &OpenOptions {
-                writable: false,
-                recover: true,
-                ..Default::default()
-            },
-        )?;
-        Fs::from_set(set, 0, m.nohistory)?
-    } else {
-        Fs::open(&m.volumes, m.nohistory)?
-    };
+    let set = VolumeSet::open_paths(
+        &m.volumes,
+        &OpenOptions {
+            writable: !m.read_only,
+            recover: true,
+            cache_bytes: m.cache_bytes.unwrap_or(OpenOptions::default().cache_bytes),
+        },
+    )?;
+    let mut fs = Fs::from_set(set, 0, m.nohistory)?;
+    fs.set_master_id(m.master_id)?;
+    if !m.read_only {
+        fs.atime = m.atime;
+    }
     if m.asof != HAMMER_MAX_TID && fs.getattr(HAMMER_OBJID_ROOT, m.asof).is_err() {
         return Err(CliError(format!(
             "-T 0x{:016x}: the filesystem did not exist yet at that transaction",
@@ -258,6 +333,9 @@ fn block_signals() -> libc::sigset_t {
 
 /// Mounts and serves until unmounted.
 pub fn run(m: &MountArgs) -> CliResult<()> {
+    for w in &m.warnings {
+        eprintln!("mount_hammer: WARNING: {w}");
+    }
     if !m.mountpoint.is_dir() {
         return Err(CliError(format!(
             "{}: not a directory",
@@ -310,7 +388,9 @@ pub fn run(m: &MountArgs) -> CliResult<()> {
                 }
             }
         })?;
-    if !m.flush_interval.is_zero() && !m.read_only {
+    // Also on a read-only mount: `mount_hammer -u -o rw` may make it
+    // writable later (a sync with nothing changed writes nothing).
+    if !m.flush_interval.is_zero() {
         spawn_flusher(handle.clone(), m.flush_interval);
     }
     let control = control.and_then(|(server, listener)| {
@@ -331,6 +411,86 @@ pub fn run(m: &MountArgs) -> CliResult<()> {
     Ok(())
 }
 
+/// `mount_hammer -u [-o options] [special] node`: the mount's daemon
+/// takes the new options (`ro`, `rw`, `nohistory`, `history`, the atime
+/// modes), then the kernel's mount flags follow (`ro`/`rw`), keeping the
+/// others (nosuid, nodev, …) as they are.
+pub fn update(m: &MountArgs) -> CliResult<()> {
+    let canon = std::fs::canonicalize(&m.mountpoint)?;
+    let all = crate::control::mounts();
+    let entry = all
+        .iter()
+        .rev()
+        .find(|e| e.mount_point == canon && e.fstype.starts_with("fuse"))
+        .ok_or_else(|| CliError(format!("{}: not a hammerfs mount point", canon.display())))?;
+    let socket = crate::control::socket_path(&canon, entry.user_id.unwrap_or(0));
+    let opts: Vec<&str> = m
+        .options
+        .iter()
+        .map(String::as_str)
+        .filter(|o| !matches!(*o, "allow_other" | "default_permissions"))
+        .collect();
+    if !opts.is_empty() {
+        crate::control::request(&socket, &format!("update {}", opts.join(" "))).map_err(|e| {
+            CliError(format!(
+                "{}: {}",
+                canon.display(),
+                crate::control::errtext(&e)
+            ))
+        })?;
+    }
+    let ro = opts.iter().rev().find_map(|o| match *o {
+        "ro" => Some(true),
+        "rw" => Some(false),
+        _ => None,
+    });
+    let Some(ro) = ro else {
+        return Ok(());
+    };
+    // SAFETY: statvfs into a zeroed struct, with a valid C path.
+    let path = std::ffi::CString::new(canon.as_os_str().as_encoded_bytes())
+        .map_err(|_| CliError("mount point with a NUL byte".into()))?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    let keep = [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ];
+    let mut flags = libc::MS_REMOUNT;
+    for (st_bit, ms_bit) in keep {
+        if st.f_flag & st_bit != 0 {
+            flags |= ms_bit;
+        }
+    }
+    if ro {
+        flags |= libc::MS_RDONLY;
+    }
+    // SAFETY: a remount of an existing mount point; no data argument.
+    let r = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            path.as_ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        return Err(CliError(format!(
+            "{}: remount: {}",
+            canon.display(),
+            crate::control::errtext(&std::io::Error::last_os_error())
+        )));
+    }
+    Ok(())
+}
+
 /// The whole command: parses, mounts, serves; returns the exit status.
 pub fn main(args: &[String], err: &mut dyn Write) -> i32 {
     // SAFETY: geteuid has no preconditions.
@@ -346,7 +506,8 @@ pub fn main(args: &[String], err: &mut dyn Write) -> i32 {
             return 1;
         }
     };
-    match run(&m) {
+    let r = if m.update { update(&m) } else { run(&m) };
+    match r {
         Ok(()) => 0,
         Err(e) => {
             let _ = writeln!(err, "mount_hammer: {e}");

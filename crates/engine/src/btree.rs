@@ -41,6 +41,10 @@ pub trait NodeStore {
     fn read(&self, off: u64) -> Result<HammerNodeOndisk> {
         self.with_node(off, |n| *n)
     }
+    /// Whether changes raise `mirror_tid` up to the root.
+    fn mirror_tids(&self) -> bool {
+        true
+    }
 }
 
 /// The left and right bounds of the whole tree (what a root split writes).
@@ -472,6 +476,10 @@ impl<'s, S: NodeStore> BTree<'s, S> {
             return Ok(());
         }
         self.store.modify(leaf_off, |n| n.mirror_tid = tid)?;
+        // In no-mirror mode the kernel raises only the node that changed.
+        if !self.store.mirror_tids() {
+            return Ok(());
+        }
         for &(off, i) in path.iter().rev() {
             let done = self.with(off, |p| {
                 p.elms[i].internal().mirror_tid >= tid && p.mirror_tid >= tid

@@ -43,6 +43,9 @@ pub const NAME_MAX: usize = 255;
 /// Dirty buffer memory that triggers an early flush.
 pub const MAX_DIRTY_BYTES: u64 = 128 << 20;
 
+/// Masters of a multi-master set (`HAMMER_MAX_MASTERS`).
+pub const MAX_MASTERS: u64 = 16;
+
 /// Largest file offset we accept (keys are signed 64-bit end offsets).
 pub const MAX_FILE_SIZE: u64 = (i64::MAX as u64) - HAMMER_XBUFSIZE;
 
@@ -74,6 +77,21 @@ pub struct SetAttr {
     pub atime: Option<u64>,
     pub mtime: Option<u64>,
     pub uflags: Option<u32>,
+}
+
+/// When reading an object updates its access time (the mount's
+/// `noatime`, `relatime`, `atime`/`strictatime`). The time is written in
+/// place at the next flush (no new inode version), as DragonFly does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AtimeMode {
+    /// Never.
+    #[default]
+    Never,
+    /// When the access time is not later than the modification or change
+    /// time, or is a day old (Linux's default).
+    Relative,
+    /// At every read.
+    Always,
 }
 
 /// What a new object is.
@@ -127,6 +145,14 @@ pub struct Fs {
     dirty_block_bytes: u64,
     /// Clock override for tests (microseconds).
     pub clock: Option<u64>,
+    /// Whether reads update access times.
+    pub atime: AtimeMode,
+    /// The mount's master id (`master=<id>`, 0–15, 0 by default as in
+    /// DragonFly): every TID it hands out is ≡ id (mod 16), so masters
+    /// never make the same TID. `None` is no-mirror mode (`nomirror`,
+    /// DragonFly's master id -1): consecutive TIDs and no `mirror_tid`
+    /// propagation above the changed node.
+    master_id: Option<u8>,
 }
 
 fn now_us() -> u64 {
@@ -179,6 +205,8 @@ impl Fs {
             dirty_blocks: BTreeMap::new(),
             dirty_block_bytes: 0,
             clock: None,
+            atime: AtimeMode::Never,
+            master_id: Some(0),
         };
         let redo = fs.set.take_pending_redo();
         if !redo.is_empty() {
@@ -298,6 +326,35 @@ impl Fs {
         Ok(())
     }
 
+    /// Whether history is off for the whole filesystem (the `nohistory`
+    /// mount option).
+    pub fn nohistory(&self) -> bool {
+        self.nohistory
+    }
+
+    /// Turns volume-wide no-history on or off (`mount -u -o nohistory`);
+    /// changes from now on follow it.
+    pub fn set_nohistory(&mut self, on: bool) {
+        self.nohistory = on;
+    }
+
+    /// The master id: `Some(id)` (0–15; 0 is the default) makes every TID
+    /// ≡ id (mod 16); `None` is no-mirror mode (consecutive TIDs, no
+    /// `mirror_tid` propagation).
+    pub fn set_master_id(&mut self, id: Option<u8>) -> Result<()> {
+        if id.is_some_and(|m| m as u64 >= MAX_MASTERS) {
+            return Err(FsError::Invalid.into());
+        }
+        self.master_id = id;
+        self.set.nomirror = id.is_none();
+        Ok(())
+    }
+
+    /// The master id ([`Fs::set_master_id`]).
+    pub fn master_id(&self) -> Option<u8> {
+        self.master_id
+    }
+
     /// The PFS entered last ([`Fs::enter_pfs`]).
     pub fn pfs_id(&self) -> u32 {
         lo_to_pfs(self.pfs_lo)
@@ -325,8 +382,14 @@ impl Fs {
             return t;
         }
         // Above every TID handed out; newfs stamps the root records with
-        // 0x100000001 while leaving vol0_next_tid at 0x100000000.
-        let t = self.set.header().vol0_next_tid.max(0x1_0000_0001) + 1;
+        // 0x100000001 while leaving vol0_next_tid at 0x100000000. A master
+        // takes the next TID of its own residue class, as the kernel's
+        // hammer_alloc_tid does.
+        let base = self.set.header().vol0_next_tid.max(0x1_0000_0001);
+        let t = match self.master_id {
+            None => base + 1,
+            Some(m) => ((base + MAX_MASTERS) & !(MAX_MASTERS - 1)) | m as u64,
+        };
         self.tid = Some(t);
         self.next_objid = (t + 1) as i64;
         t
@@ -567,6 +630,28 @@ impl Fs {
             }
             .into_bytes()
         }))
+    }
+
+    /// Notes a read of `ino` (its data, or a directory's entries): its
+    /// access time moves as [`Fs::atime`] says.
+    pub fn note_access(&mut self, ino: i64) -> Result<()> {
+        if self.atime == AtimeMode::Never {
+            return Ok(());
+        }
+        let now = self.now();
+        let d = self.inode(ino, HAMMER_MAX_TID)?;
+        const DAY_US: u64 = 86_400 * 1_000_000;
+        let due = match self.atime {
+            AtimeMode::Never => false,
+            AtimeMode::Always => d.atime != now,
+            AtimeMode::Relative => {
+                d.atime <= d.mtime || d.atime <= d.ctime || now.saturating_sub(d.atime) >= DAY_US
+            }
+        };
+        if due {
+            self.dirty(ino)?.atime = now;
+        }
+        Ok(())
     }
 
     /// Every TID at which the object's inode changed (its history).
@@ -1371,7 +1456,28 @@ impl Fs {
         let lo = self.pfs_lo | HAMMER_LOCALIZE_INODE;
         {
             let keep = self.history_kept(&di.data);
-            if let Some(old) = self.tree_lookup(lo, ino, HAMMER_RECTYPE_INODE, 0, HAMMER_MAX_TID)? {
+            let old = self.tree_lookup(lo, ino, HAMMER_RECTYPE_INODE, 0, HAMMER_MAX_TID)?;
+            if let (Some(old), false) = (old, di.destroy) {
+                // As the kernel does: when only mtime and atime changed
+                // (the bytes the record's CRC leaves out), the current
+                // version takes them in place (its buffer is logged in
+                // the UNDO FIFO like any metadata) instead of a new
+                // version; when nothing changed, nothing is written.
+                let new = di.data.as_bytes();
+                let cur = self.record_data(&old)?;
+                if cur.len() == new.len()
+                    && cur[..HAMMER_INODE_CRCSIZE] == new[..HAMMER_INODE_CRCSIZE]
+                {
+                    if cur[HAMMER_INODE_CRCSIZE..] != new[HAMMER_INODE_CRCSIZE..] {
+                        self.set.write(
+                            old.data_offset + HAMMER_INODE_CRCSIZE as u64,
+                            &new[HAMMER_INODE_CRCSIZE..],
+                        )?;
+                    }
+                    return Ok(());
+                }
+            }
+            if let Some(old) = old {
                 self.retire(&old, keep)?;
             }
             if di.destroy {

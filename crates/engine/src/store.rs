@@ -139,6 +139,9 @@ impl NodeStore for VolumeSet {
     fn free(&mut self, off: u64) -> Result<()> {
         VolumeSet::free(self, off, HAMMER_NODE_SIZE as u64)
     }
+    fn mirror_tids(&self) -> bool {
+        !self.nomirror
+    }
 }
 
 /// Read-only B-tree access through a shared volume set (scans and lookups

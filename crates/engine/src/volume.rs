@@ -57,6 +57,10 @@ pub struct VolumeSet {
     pub(crate) writable: bool,
     /// What the flusher needs to know about the dirty buffers.
     pub(crate) fl: crate::flush::FlushState,
+    /// Leave B-tree nodes' `mirror_tid` alone (the `nomirror` mount
+    /// option): fewer node writes, but incremental mirroring can no longer
+    /// skip unchanged subtrees.
+    pub nomirror: bool,
 }
 
 /// Splits DragonFly's `vol0:vol1:…` volume list.
@@ -68,6 +72,11 @@ pub fn split_volume_list(spec: &str) -> Vec<String> {
 }
 
 impl VolumeSet {
+    /// Whether the volumes were opened for writing.
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
     /// Opens image files or block devices by path.
     pub fn open_paths(paths: &[String], opts: &OpenOptions) -> Result<VolumeSet> {
         let mut devs: Vec<(String, Arc<dyn Device>)> = Vec::new();
@@ -115,6 +124,7 @@ impl VolumeSet {
             dirty: Default::default(),
             writable: opts.writable,
             fl: Default::default(),
+            nomirror: false,
         };
         let mut fsid: Option<HammerUuid> = None;
         for (name, dev) in devs {

@@ -23,6 +23,7 @@ use history::{split_asof_name, AsOf, InodeTable, Node};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -39,22 +40,93 @@ const TTL: Duration = Duration::from_secs(1);
 pub struct FsHandle {
     fs: Arc<Mutex<Option<Fs>>>,
     pfs: u32,
+    /// Whether the mount takes changes: [`RW`], [`RO`] (`-o ro`;
+    /// `mount_hammer -u` may change it) or [`RO_PINNED`] (an as-of mount).
+    mode: Arc<AtomicU8>,
 }
+
+const RW: u8 = 0;
+const RO: u8 = 1;
+const RO_PINNED: u8 = 2;
 
 impl FsHandle {
     pub fn new(fs: Fs) -> Self {
+        let ro = !fs.volumes().is_writable();
         FsHandle {
             fs: Arc::new(Mutex::new(Some(fs))),
             pfs: 0,
+            mode: Arc::new(AtomicU8::new(if ro { RO } else { RW })),
         }
+    }
+
+    /// Makes the mount read-only for good (a view as of a TID).
+    pub fn pin_read_only(&self) {
+        self.mode.store(RO_PINNED, Ordering::SeqCst);
     }
 
     /// The same filesystem, with `with` working in PFS `pfs`.
     pub fn in_pfs(&self, pfs: u32) -> FsHandle {
         FsHandle {
-            fs: self.fs.clone(),
             pfs,
+            ..self.clone()
         }
+    }
+
+    /// Whether the mount refuses changes now.
+    pub fn read_only(&self) -> bool {
+        self.mode.load(Ordering::SeqCst) != RW
+    }
+
+    /// Makes the mount read-only (after a sync: what was written stays)
+    /// or read-write again. Volumes opened read-only are reopened for
+    /// writing first (with crash recovery and the exclusive lock); if that
+    /// fails the mount stays read-only and serves on.
+    pub fn set_read_only(&self, ro: bool) -> Result<(), Error> {
+        let mut g = self.lock();
+        let Some(fs) = g.as_mut() else {
+            return Ok(());
+        };
+        if self.mode.load(Ordering::SeqCst) == RO_PINNED {
+            return if ro {
+                Ok(())
+            } else {
+                Err(hammer_engine::error::FsError::ReadOnly.into())
+            };
+        }
+        if ro {
+            fs.sync()?;
+            self.mode.store(RO, Ordering::SeqCst);
+            return Ok(());
+        }
+        if !fs.volumes().is_writable() {
+            let paths: Vec<String> = fs.volumes().iter().map(|v| v.name.clone()).collect();
+            let (nohistory, atime, master) = (fs.nohistory(), fs.atime, fs.master_id());
+            // The read-only open holds a shared lock: it goes first.
+            let old = g.take().expect("checked above");
+            drop(old);
+            match Fs::open(&paths, nohistory) {
+                Ok(mut fs) => {
+                    fs.atime = atime;
+                    fs.set_master_id(master)?;
+                    *g = Some(fs);
+                }
+                Err(e) => {
+                    let back = hammer_engine::VolumeSet::open_paths(
+                        &paths,
+                        &hammer_engine::OpenOptions {
+                            writable: false,
+                            recover: true,
+                            ..Default::default()
+                        },
+                    )
+                    .and_then(|set| Fs::from_set(set, 0, nohistory));
+                    *g = back.ok();
+                    return Err(e);
+                }
+            }
+        }
+        self.mode.store(RW, Ordering::SeqCst);
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Fs>> {
@@ -153,12 +225,21 @@ type R<T> = Result<T, Errno>;
 
 impl HammerFuse {
     pub fn new(fs: FsHandle, view: MountView) -> Self {
+        if view.asof != HAMMER_MAX_TID {
+            fs.pin_read_only();
+        }
         HammerFuse {
             fs,
             inodes: Mutex::new(InodeTable::new(view.asof)),
-            read_only: view.read_only || view.asof != HAMMER_MAX_TID,
+            read_only: view.read_only,
             writeback: view.writeback,
         }
+    }
+
+    /// Whether changes are refused now (`-o ro` at mount time decides
+    /// writeback; `mount_hammer -u` may flip the handle's mode since).
+    fn ro(&self) -> bool {
+        self.fs.read_only()
     }
 
     fn inodes(&self) -> MutexGuard<'_, InodeTable> {
@@ -181,7 +262,7 @@ impl HammerFuse {
     /// A node that may be changed (a slave PFS is only ever seen as of a
     /// TID, so it is refused here too).
     fn writable(&self, node: Node) -> R<Node> {
-        if self.read_only || node.asof != HAMMER_MAX_TID {
+        if self.ro() || node.asof != HAMMER_MAX_TID {
             return Err(Errno::EROFS);
         }
         Ok(node)
@@ -217,7 +298,7 @@ impl HammerFuse {
     /// name and handle are gone.
     fn attr_for(&self, fs: &mut Fs, node: Node, entry: bool) -> Result<fuser::FileAttr, Error> {
         let (a, nlink) = Self::stat(fs, node)?;
-        if entry && node.asof == HAMMER_MAX_TID && !self.read_only {
+        if entry && node.asof == HAMMER_MAX_TID {
             fs.open_ref(node.obj_id)?;
         }
         let mut t = self.inodes();
@@ -225,12 +306,21 @@ impl HammerFuse {
         Ok(file_attr(ino, &a, nlink))
     }
 
+    /// A read of a live object moves its access time (as the mount's atime
+    /// option says; the engine decides). A failure there does not fail
+    /// the read.
+    fn accessed(&self, fs: &mut Fs, node: Node) {
+        if node.asof == HAMMER_MAX_TID && !self.ro() {
+            let _ = fs.note_access(node.obj_id);
+        }
+    }
+
     /// The kernel dropped `n` references to inode `ino`.
     fn forget_refs(&self, ino: u64, n: u64) {
         let node = self.inodes().node(ino);
         self.inodes().forget(ino, n);
         if let Some(node) = node {
-            if node.asof == HAMMER_MAX_TID && !self.read_only {
+            if node.asof == HAMMER_MAX_TID {
                 let _ = self.with_fs(node.pfs, |fs| fs.release_n(node.obj_id, n));
             }
         }
@@ -638,7 +728,11 @@ impl Filesystem for HammerFuse {
     ) {
         hammer_engine::stats::FILE_READS.inc();
         match self.node(ino).and_then(|n| {
-            self.with_fs(n.pfs, |fs| fs.read(n.obj_id, offset, size as usize, n.asof))
+            self.with_fs(n.pfs, |fs| {
+                let d = fs.read(n.obj_id, offset, size as usize, n.asof)?;
+                self.accessed(fs, n);
+                Ok(d)
+            })
         }) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(e),
@@ -728,6 +822,9 @@ impl Filesystem for HammerFuse {
         let r = self.node(ino).and_then(|dir| {
             self.with_fs(dir.pfs, |fs| {
                 let entries = fs.readdir(dir.obj_id, dir.asof)?;
+                if offset == 0 {
+                    self.accessed(fs, dir);
+                }
                 let parent = match fs.getattr(dir.obj_id, dir.asof)?.parent {
                     0 => HAMMER_OBJID_ROOT,
                     p => p,

@@ -19,6 +19,11 @@
 //! outside every element are never touched, so the current state and the
 //! history newer than the prune's top are safe by construction.
 //!
+//! On the way it reaps orphans, as the kernel's prune does: a live inode
+//! with no links (its last name went while it was open, and the daemon
+//! ended before the last close) is removed with its records, unless it is
+//! still open here. Slaves are left alone (mirroring owns their contents).
+//!
 //! The work runs in ordinary transactions: the tree is synced first (every
 //! record then has a TID below the prune's), and the removal is flushed in
 //! as many flushes as the UNDO FIFO needs, each final on its own — a crash
@@ -49,6 +54,9 @@ pub struct PruneStats {
     pub dirents: u64,
     /// Data bytes freed.
     pub bytes: u64,
+    /// Objects found with no link left (a crash between an unlink and the
+    /// last close leaves them) and removed.
+    pub orphans: u64,
 }
 
 /// Where a prune runs and for how long.
@@ -106,6 +114,34 @@ pub fn judge(elms: &[PruneElm], create_tid: u64, delete_tid: u64) -> Verdict {
 }
 
 impl Fs {
+    /// Removes the objects whose live inode has no link and that nobody
+    /// here holds open (`inodes`: live inode leaves of this PFS).
+    fn reap_orphans(&mut self, inodes: &[HammerBtreeLeafElm]) -> Result<u64> {
+        let mut n = 0;
+        for e in inodes {
+            let nlinks_off = std::mem::offset_of!(HammerInodeData, nlinks) as u64;
+            let b = self.set.read(e.data_offset + nlinks_off, 8)?;
+            let nlinks = u64::from_le_bytes(b[..8].try_into().unwrap_or([1; 8]));
+            let ino = e.base.obj_id;
+            if nlinks != 0
+                || ino == HAMMER_OBJID_ROOT
+                || self.open_refs.contains_key(&(self.pfs_lo, ino))
+            {
+                continue;
+            }
+            self.dirty(ino)?;
+            if let Some(d) = self.inodes.get_mut(&(self.pfs_lo, ino)) {
+                d.destroy = true;
+                n += 1;
+            }
+            self.maybe_sync()?;
+        }
+        if n > 0 {
+            self.sync()?;
+        }
+        Ok(n)
+    }
+
     /// Prunes this PFS's history as `elms` say; `progress(done, total)` is
     /// called as records are processed.
     pub fn prune(
@@ -132,6 +168,7 @@ impl Fs {
         let (from, end) = self.pfs_bounds();
         let to = limits.below.map_or(end, |k| self.in_pfs(k));
         let mut work = Vec::new();
+        let mut inodes = Vec::new();
         self.ro_tree(|t| {
             t.scan(&from, &to, &mut |e| {
                 stats.scanned += 1;
@@ -139,9 +176,18 @@ impl Fs {
                 if v != Verdict::Keep {
                     work.push((*e, v));
                 }
+                if e.base.rec_type == HAMMER_RECTYPE_INODE
+                    && e.base.delete_tid == 0
+                    && e.data_len as usize == std::mem::size_of::<HammerInodeData>()
+                {
+                    inodes.push(*e);
+                }
                 ControlFlow::Continue(())
             })
         })?;
+        if !self.pfs_is_slave(self.pfs_id())? {
+            stats.orphans = self.reap_orphans(&inodes)?;
+        }
         let total = work.len() as u64;
         let mut interrupted_at = None;
         // The lowest key done so far: a resumed prune visits keys below it.
