@@ -288,13 +288,17 @@ fn session_config(m: &MountArgs) -> Config {
 }
 
 /// Forks; the parent exits 0 at once (the mount is already up), the child
-/// leaves the terminal and carries on.
+/// leaves the terminal and carries on. What the daemon writes on stderr
+/// from then on (flush errors, the start and end of the mount) goes to
+/// syslog (facility daemon, `journalctl -t mount_hammer`), and also to the
+/// file `$HAMMERFS_DAEMON_LOG` names, if set.
 fn daemonize() -> CliResult<()> {
     // SAFETY: the process is single-threaded here (no thread has been
     // started yet), so the child may go on running Rust code.
     match unsafe { libc::fork() } {
         -1 => Err(std::io::Error::last_os_error().into()),
         0 => {
+            let mut pipe = [-1i32; 2];
             // SAFETY: plain system calls on valid arguments.
             unsafe {
                 libc::setsid();
@@ -307,13 +311,77 @@ fn daemonize() -> CliResult<()> {
                         libc::close(devnull);
                     }
                 }
+                if libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) == 0 {
+                    libc::dup2(pipe[1], 2);
+                    libc::close(pipe[1]);
+                } else {
+                    pipe[0] = -1;
+                }
             }
             let _ = std::env::set_current_dir("/");
+            if pipe[0] >= 0 {
+                spawn_logger(pipe[0]);
+            }
             Ok(())
         }
         // SAFETY: `_exit` skips destructors, which would unmount.
         _ => unsafe { libc::_exit(0) },
     }
+}
+
+/// Forwards the daemon's stderr lines (read from `fd`) to syslog and to
+/// `$HAMMERFS_DAEMON_LOG`.
+fn spawn_logger(fd: i32) {
+    use std::io::{BufRead, Write as _};
+    use std::os::fd::FromRawFd;
+    // SAFETY: `fd` is the read end of a pipe this process owns.
+    let reader = std::io::BufReader::new(unsafe { std::fs::File::from_raw_fd(fd) });
+    let mut file = std::env::var_os("HAMMERFS_DAEMON_LOG").and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    });
+    // SAFETY: openlog keeps the pointer: a static C string.
+    unsafe { libc::openlog(c"mount_hammer".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
+    let t = std::thread::Builder::new()
+        .name("hammer-log".into())
+        .spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                if let Some(f) = file.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
+                if let Ok(c) = std::ffi::CString::new(line) {
+                    // SAFETY: a constant format and a valid C string.
+                    unsafe { libc::syslog(libc::LOG_NOTICE, c"%s".as_ptr(), c.as_ptr()) };
+                }
+            }
+        });
+    if let Ok(t) = t {
+        let _ = LOGGER.set(std::sync::Mutex::new(Some(t)));
+    }
+}
+
+/// The thread forwarding a daemon's stderr, joined at exit.
+static LOGGER: std::sync::OnceLock<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>> =
+    std::sync::OnceLock::new();
+
+/// Lets the logger write out what is pending: stderr is closed (the
+/// logger then sees the end of its pipe) and the thread joined.
+fn finish_log() {
+    let Some(t) = LOGGER.get().and_then(|m| m.lock().ok()?.take()) else {
+        return;
+    };
+    // SAFETY: replaces fd 2 with /dev/null, closing the pipe's write end.
+    unsafe {
+        let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+        if devnull >= 0 {
+            libc::dup2(devnull, 2);
+            libc::close(devnull);
+        }
+    }
+    let _ = t.join();
 }
 
 /// Blocks the termination signals in this thread (and so in every thread
@@ -365,6 +433,11 @@ pub fn run(m: &MountArgs) -> CliResult<()> {
         .map_err(|e| CliError(format!("{}: {e}", m.mountpoint.display())))?;
     if !m.foreground {
         daemonize()?;
+        eprintln!(
+            "mount_hammer: serving {} on {}",
+            m.volumes.join(":"),
+            canon_mp.display()
+        );
     }
     let sigs = block_signals();
     let mut unmounter = session.unmount_callable();
@@ -406,6 +479,17 @@ pub fn run(m: &MountArgs) -> CliResult<()> {
     drop(control);
     // `destroy` has normally closed it already; an aborted session has not.
     let closed = handle.close();
+    if !m.foreground {
+        match (&served, &closed) {
+            (Ok(()), Ok(())) => eprintln!("mount_hammer: {} unmounted", canon_mp.display()),
+            _ => eprintln!(
+                "mount_hammer: {} ended with an error: {:?} {:?}",
+                canon_mp.display(),
+                served.as_ref().err(),
+                closed.as_ref().err()
+            ),
+        }
+    }
     served.map_err(|e| CliError(format!("{}: {e}", m.mountpoint.display())))?;
     closed?;
     Ok(())
@@ -507,13 +591,17 @@ pub fn main(args: &[String], err: &mut dyn Write) -> i32 {
         }
     };
     let r = if m.update { update(&m) } else { run(&m) };
-    match r {
+    let code = match r {
         Ok(()) => 0,
         Err(e) => {
             let _ = writeln!(err, "mount_hammer: {e}");
+            let _ = err.flush();
             1
         }
-    }
+    };
+    // A daemon's last words reach its log before it exits.
+    finish_log();
+    code
 }
 
 #[cfg(test)]

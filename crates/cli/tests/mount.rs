@@ -361,8 +361,15 @@ fn daemon_mode_and_signals() {
     let v = volume();
     let d = &v.mnt;
 
-    // Daemonized: the command returns once the mount works.
-    let out = Command::new(MOUNT).arg(&v.img).arg(d).output().unwrap();
+    // Daemonized: the command returns once the mount works. Its later
+    // messages go to syslog and to $HAMMERFS_DAEMON_LOG.
+    let log = v.tmp.path().join("daemon.log");
+    let out = Command::new(MOUNT)
+        .env("HAMMERFS_DAEMON_LOG", &log)
+        .arg(&v.img)
+        .arg(d)
+        .output()
+        .unwrap();
     let guard = Mounted {
         mnt: d.clone(),
         child: None,
@@ -407,6 +414,30 @@ fn daemon_mode_and_signals() {
         std::thread::sleep(Duration::from_millis(50));
     }
     checkmap(&v.img);
+    // The daemon writes its last line as it exits, after the lock.
+    let mp = d.canonicalize().unwrap();
+    let ended = format!("mount_hammer: {} unmounted", mp.display());
+    let start = Instant::now();
+    let mut text = String::new();
+    while start.elapsed() < Duration::from_secs(10) {
+        text = fs::read_to_string(&log).unwrap_or_default();
+        if text.contains(&ended) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        text.contains(&format!(
+            "mount_hammer: serving {} on {}",
+            v.img,
+            mp.display()
+        )),
+        "daemon log: {text:?}"
+    );
+    assert!(
+        text.contains(&format!("mount_hammer: {} unmounted", mp.display())),
+        "daemon log: {text:?}"
+    );
 
     // SIGTERM: sync, unmount, exit 0.
     let mut m = mount(&v, &[]);
