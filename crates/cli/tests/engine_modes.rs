@@ -223,3 +223,68 @@ fn master_ids_and_nomirror() {
     let report = hammer_cli::cmd_checkmap::collect(&set).unwrap();
     assert_eq!(report.error_count(), 0, "checkmap mismatches");
 }
+
+/// Object ids come in windows of 1,024 per directory, as DragonFly's
+/// kernel hands them out: the objects of one directory share a window
+/// (ids placed by the top bits of their name keys), another directory
+/// gets another window, no id is ever a TID or reused, and a window three
+/// quarters full makes way for a new one.
+#[test]
+fn object_id_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = new_volume(dir.path());
+    let mut fs = Fs::open(&paths, false).unwrap();
+    let a = fs
+        .create(HAMMER_OBJID_ROOT, b"a", NewObject::Dir, 0o755, 0, 0)
+        .unwrap()
+        .ino;
+    let b = fs
+        .create(HAMMER_OBJID_ROOT, b"b", NewObject::Dir, 0o755, 0, 0)
+        .unwrap()
+        .ino;
+    let mut ids_a = Vec::new();
+    let mut ids_b = Vec::new();
+    for i in 0..100 {
+        let n = format!("file{i}");
+        ids_a.push(fs.create(a, n.as_bytes(), NewObject::File, 0o644, 0, 0).unwrap().ino);
+        ids_b.push(fs.create(b, n.as_bytes(), NewObject::File, 0o644, 0, 0).unwrap().ino);
+    }
+    let window = |id: i64| id as u64 / 1024;
+    assert!(ids_a.iter().all(|&i| window(i) == window(ids_a[0])), "one window for a/");
+    assert!(ids_b.iter().all(|&i| window(i) == window(ids_b[0])), "one window for b/");
+    assert_ne!(window(ids_a[0]), window(ids_b[0]));
+    let tid = fs.sync().unwrap();
+    // Ids and TIDs never meet: every TID handed out later is above them.
+    let top = *ids_a.iter().chain(&ids_b).max().unwrap() as u64;
+    file(&mut fs, "later", b"x");
+    let later = fs.sync().unwrap();
+    assert!(later > top && later > tid);
+    // 768 objects fill a window to three quarters: the next opens another.
+    let c = fs
+        .create(HAMMER_OBJID_ROOT, b"c", NewObject::Dir, 0o755, 0, 0)
+        .unwrap()
+        .ino;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut windows = std::collections::BTreeSet::new();
+    for i in 0..800 {
+        let n = format!("n{i}");
+        let id = fs.create(c, n.as_bytes(), NewObject::File, 0o644, 0, 0).unwrap().ino;
+        assert!(seen.insert(id), "id {id:#x} handed out twice");
+        windows.insert(window(id));
+    }
+    assert_eq!(windows.len(), 2, "{windows:?}");
+    fs.sync().unwrap();
+    drop(fs);
+    // After a reopen, new ids are still new.
+    let mut fs = Fs::open(&paths, false).unwrap();
+    for i in 0..10 {
+        let id = fs
+            .create(c, format!("m{i}").as_bytes(), NewObject::File, 0o644, 0, 0)
+            .unwrap()
+            .ino;
+        assert!(seen.insert(id) && id as u64 > top);
+    }
+    fs.sync().unwrap();
+    drop(fs);
+    check_clean(&paths);
+}

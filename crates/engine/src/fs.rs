@@ -16,6 +16,7 @@
 
 mod history;
 mod meta;
+mod objid;
 mod pfs;
 pub use history::HistoryReply;
 pub use pfs::PFS_ID_MAX;
@@ -124,8 +125,11 @@ pub struct Fs {
     pfs_lo: u32,
     /// TID of the transaction in progress, once something changed.
     tid: Option<u64>,
-    /// Next object id to hand out in this transaction.
-    next_objid: i64,
+    /// The highest TID or object id handed out (the kernel's
+    /// `hmp->next_tid`); written as `vol0_next_tid` at each flush.
+    next_tid: u64,
+    /// Object-id windows per directory.
+    objids: objid::Windows,
     inodes: BTreeMap<(u32, i64), DirtyInode>,
     nohistory: bool,
     /// Writes and truncations per file since the last flush, for fsync's
@@ -142,6 +146,9 @@ pub struct Fs {
     /// rewriting a block many times between flushes costs one record — as
     /// the kernel's buffer cache does — instead of leaving freed fragments.
     dirty_blocks: BTreeMap<(u32, i64, u64), Vec<u8>>,
+    /// When each dirty block was first written (its place in the flush).
+    block_order: std::collections::HashMap<(u32, i64, u64), u64>,
+    block_seq: u64,
     dirty_block_bytes: u64,
     /// Clock override for tests (microseconds).
     pub clock: Option<u64>,
@@ -196,13 +203,16 @@ impl Fs {
             set,
             pfs_lo: pfs_to_lo(pfs_id),
             tid: None,
-            next_objid: 0,
+            next_tid: 0,
+            objids: Default::default(),
             inodes: BTreeMap::new(),
             nohistory,
             redo_ops: BTreeMap::new(),
             open_refs: BTreeMap::new(),
             time_index: None,
             dirty_blocks: BTreeMap::new(),
+            block_order: Default::default(),
+            block_seq: 0,
             dirty_block_bytes: 0,
             clock: None,
             atime: AtimeMode::Never,
@@ -385,13 +395,8 @@ impl Fs {
         // 0x100000001 while leaving vol0_next_tid at 0x100000000. A master
         // takes the next TID of its own residue class, as the kernel's
         // hammer_alloc_tid does.
-        let base = self.set.header().vol0_next_tid.max(0x1_0000_0001);
-        let t = match self.master_id {
-            None => base + 1,
-            Some(m) => ((base + MAX_MASTERS) & !(MAX_MASTERS - 1)) | m as u64,
-        };
+        let t = self.alloc_tids(1);
         self.tid = Some(t);
-        self.next_objid = (t + 1) as i64;
         t
     }
 
@@ -925,8 +930,7 @@ impl Fs {
             return Err(FsError::Exists.into());
         }
         let tid = self.tid();
-        let ino = self.next_objid;
-        self.next_objid += 1;
+        let ino = self.alloc_objid(dir, dirhash(parent.cap_flags, name).0);
         let now = self.now();
         let version = self.set.version();
         let mut d = HammerInodeData {
@@ -1303,6 +1307,7 @@ impl Fs {
                 };
                 block.resize(bsize as usize, 0);
                 self.dirty_blocks.insert(key, block);
+                self.note_block_order(key);
                 self.dirty_block_bytes += bsize;
             }
             let block = self.dirty_blocks.get_mut(&key).expect("inserted");
@@ -1374,6 +1379,7 @@ impl Fs {
                     let mut block = self.read(ino, bstart, bsize as usize, HAMMER_MAX_TID)?;
                     block.resize(bsize as usize, 0);
                     self.dirty_blocks.insert(key, block);
+                    self.note_block_order(key);
                     self.dirty_block_bytes += bsize;
                 }
                 if let Some(block) = self.dirty_blocks.get_mut(&key) {
@@ -1404,17 +1410,25 @@ impl Fs {
     }
 
     fn write_dirty_blocks_all(&mut self) -> Result<()> {
-        while let Some((&(lo, ino, bstart), _)) = self.dirty_blocks.first_key_value() {
+        // In the order they were first written: data lands on disk as it
+        // came, so removing the oldest files empties whole big-blocks
+        // (which is when HAMMER gets space back), whatever their ids.
+        let mut order: Vec<((u32, i64, u64), u64)> = self
+            .dirty_blocks
+            .keys()
+            .map(|k| (*k, self.block_order.get(k).copied().unwrap_or(0)))
+            .collect();
+        order.sort_by_key(|&(k, seq)| (seq, k));
+        for ((lo, ino, bstart), _) in order {
             // Each block is written in its own PFS.
             self.pfs_lo = lo;
             let size = match self.inode(ino, HAMMER_MAX_TID) {
                 Ok(d) => d.size,
                 Err(_) => 0,
             };
-            let block = self
-                .dirty_blocks
-                .remove(&(lo, ino, bstart))
-                .expect("first key");
+            let Some(block) = self.dirty_blocks.remove(&(lo, ino, bstart)) else {
+                continue;
+            };
             self.dirty_block_bytes -= block.len() as u64;
             if bstart < size {
                 if let Err(e) = self.put_block(ino, bstart, block.len() as u64, &block, size) {
@@ -1424,8 +1438,17 @@ impl Fs {
                     return Err(e);
                 }
             }
+            self.block_order.remove(&(lo, ino, bstart));
         }
+        self.block_order.clear();
         Ok(())
+    }
+
+    /// Remembers when a block was first written in this transaction.
+    fn note_block_order(&mut self, key: (u32, i64, u64)) {
+        self.block_seq += 1;
+        let seq = self.block_seq;
+        self.block_order.entry(key).or_insert(seq);
     }
 
     /// Bytes file data may still take: free big-blocks beyond the metadata
@@ -1522,7 +1545,7 @@ impl Fs {
         let tid = self.tid();
         self.write_dirty_blocks()?;
         self.write_inodes()?;
-        let top = tid.max((self.next_objid - 1) as u64);
+        let top = tid.max(self.next_tid);
         self.set.header_mut().vol0_next_tid = top;
         self.set.flush()?;
         self.tid = None;
