@@ -246,12 +246,26 @@ fn object_id_windows() {
     let mut ids_b = Vec::new();
     for i in 0..100 {
         let n = format!("file{i}");
-        ids_a.push(fs.create(a, n.as_bytes(), NewObject::File, 0o644, 0, 0).unwrap().ino);
-        ids_b.push(fs.create(b, n.as_bytes(), NewObject::File, 0o644, 0, 0).unwrap().ino);
+        ids_a.push(
+            fs.create(a, n.as_bytes(), NewObject::File, 0o644, 0, 0)
+                .unwrap()
+                .ino,
+        );
+        ids_b.push(
+            fs.create(b, n.as_bytes(), NewObject::File, 0o644, 0, 0)
+                .unwrap()
+                .ino,
+        );
     }
     let window = |id: i64| id as u64 / 1024;
-    assert!(ids_a.iter().all(|&i| window(i) == window(ids_a[0])), "one window for a/");
-    assert!(ids_b.iter().all(|&i| window(i) == window(ids_b[0])), "one window for b/");
+    assert!(
+        ids_a.iter().all(|&i| window(i) == window(ids_a[0])),
+        "one window for a/"
+    );
+    assert!(
+        ids_b.iter().all(|&i| window(i) == window(ids_b[0])),
+        "one window for b/"
+    );
     assert_ne!(window(ids_a[0]), window(ids_b[0]));
     let tid = fs.sync().unwrap();
     // Ids and TIDs never meet: every TID handed out later is above them.
@@ -268,7 +282,10 @@ fn object_id_windows() {
     let mut windows = std::collections::BTreeSet::new();
     for i in 0..800 {
         let n = format!("n{i}");
-        let id = fs.create(c, n.as_bytes(), NewObject::File, 0o644, 0, 0).unwrap().ino;
+        let id = fs
+            .create(c, n.as_bytes(), NewObject::File, 0o644, 0, 0)
+            .unwrap()
+            .ino;
         assert!(seen.insert(id), "id {id:#x} handed out twice");
         windows.insert(window(id));
     }

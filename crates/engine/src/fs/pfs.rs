@@ -17,8 +17,12 @@
 //!   directory, creates one: mode 0755, one link, no entry anywhere
 //!   pointing at it. A slave gets its root with the first mirror-write.
 //! * Destroy removes every record of the PFS outright (inodes, entries,
-//!   data, snapshots, config — no history), then flags the descriptor
-//!   DELETED; the id can then be reused.
+//!   data, snapshots, config — no history) and flags the descriptor
+//!   DELETED; the id can then be reused. Unlike the kernel (records
+//!   first, flag last) the flag goes first, in a flush of its own: a crash
+//!   while the records go (that takes several flushes) leaves a PFS that
+//!   is already gone rather than a half-emptied one still in use, and a
+//!   new PFS given the id first clears whatever is left in its range.
 //! * Upgrading a slave rolls it back to its `sync_end_tid` (records made
 //!   later are destroyed, deletions made later undone); downgrading a
 //!   master raises `sync_end_tid` to the newest committed TID.
@@ -135,6 +139,11 @@ impl Fs {
     pub fn pfs_set(&mut self, id: u32, d: &HammerPseudofsData, uid: u32, gid: u32) -> Result<()> {
         if id > PFS_ID_MAX {
             return Err(FsError::Invalid.into());
+        }
+        // A new PFS (or one reusing a destroyed one's id) starts empty:
+        // a destroy cut short by a crash may have left records behind.
+        if id != 0 && self.pfs_get(id)?.is_none() {
+            self.pfs_purge(id)?;
         }
         if d.mirror_flags & HAMMER_PFSD_SLAVE == 0 {
             self.pfs_mkroot(id, uid, gid)?;
@@ -267,23 +276,37 @@ impl Fs {
             .filter(|(_, d)| d.mirror_flags & HAMMER_PFSD_DELETED == 0)
             .ok_or(Error::Fs(FsError::NotFound))?;
         // Changes still in memory are flushed first, so none can land in
-        // the PFS after it is gone.
+        // the PFS after it is gone; then the PFS goes, in one flush.
         self.sync()?;
         self.pfs_forget_memory(id);
-        let mut inodes = 0i64;
-        for e in self.pfs_leaves(id)? {
-            if e.base.rec_type == HAMMER_RECTYPE_INODE && e.base.delete_tid == 0 {
-                inodes += 1;
-            }
-            self.destroy_leaf(&e)?;
-            self.maybe_sync()?;
-        }
-        self.set.header_mut().vol0_stat_inodes -= inodes;
         d.mirror_flags |= HAMMER_PFSD_DELETED;
         self.pfs_save(id, &d)?;
         if self.pfs_lo == pfs_to_lo(id) {
             self.pfs_lo = 0;
         }
+        self.sync()?;
+        self.pfs_purge(id)
+    }
+
+    /// Removes every record in PFS `id`'s key range (as many flushes as
+    /// the UNDO FIFO needs).
+    fn pfs_purge(&mut self, id: u32) -> Result<()> {
+        let leaves = self.pfs_leaves(id)?;
+        if leaves.is_empty() {
+            return Ok(());
+        }
+        let mut inodes = 0i64;
+        for e in leaves {
+            if e.base.rec_type == HAMMER_RECTYPE_INODE && e.base.delete_tid == 0 {
+                inodes += 1;
+            }
+            // Changes belong to a transaction so the flushes run.
+            let _ = self.tid();
+            self.destroy_leaf(&e)?;
+            self.maybe_sync()?;
+        }
+        let h = self.set.header_mut();
+        h.vol0_stat_inodes = (h.vol0_stat_inodes - inodes).max(0);
         self.sync().map(|_| ())
     }
 
