@@ -1284,6 +1284,7 @@ impl Fs {
             let n = (bstart + bsize).min(end) - pos;
             let src = &data[(pos - off) as usize..(pos - off + n) as usize];
             let key = (self.pfs_lo, ino, bstart);
+            let mut filled = false;
             if !self.dirty_blocks.contains_key(&key) {
                 // The block becomes a new record at the flush: make sure the
                 // space will be there, so the flush cannot run out of it.
@@ -1301,7 +1302,10 @@ impl Fs {
                 // A block written whole needs nothing of its old contents;
                 // otherwise start from what it holds now (zeros past EOF).
                 let mut block = if whole {
-                    Vec::new()
+                    // The new bytes are the whole block: no zeroing, no
+                    // second copy.
+                    filled = true;
+                    src.to_vec()
                 } else {
                     self.read(ino, bstart, bsize as usize, HAMMER_MAX_TID)?
                 };
@@ -1310,9 +1314,11 @@ impl Fs {
                 self.note_block_order(key);
                 self.dirty_block_bytes += bsize;
             }
-            let block = self.dirty_blocks.get_mut(&key).expect("inserted");
-            let at = (pos - bstart) as usize;
-            block[at..at + n as usize].copy_from_slice(src);
+            if !filled {
+                let block = self.dirty_blocks.get_mut(&key).expect("inserted");
+                let at = (pos - bstart) as usize;
+                block[at..at + n as usize].copy_from_slice(src);
+            }
             pos += n;
             if pos < end && self.dirty_block_bytes > MAX_DIRTY_BYTES {
                 // A long write becomes several flushes, each with the size
