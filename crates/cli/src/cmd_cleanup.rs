@@ -297,8 +297,8 @@ fn s(x: impl ToString) -> String {
 
 pub fn run(opts: &Opts, args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let paths: Vec<String> = if args.is_empty() {
-        crate::control::hammer_mounts()
-            .keys()
+        crate::control::cleanup_mount_points()
+            .iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect()
     } else {

@@ -479,6 +479,26 @@ impl Stream {
     }
 }
 
+/// What `hammer cleanup` with no argument handles, in mount-table order
+/// (as DragonFly takes its hammer mounts and the null mounts of PFS
+/// links): every hammerfs mount with a live daemon, and every bind mount
+/// of a PFS root of one.
+pub fn cleanup_mount_points() -> Vec<PathBuf> {
+    let all = mounts();
+    let live: Vec<&MountEntry> = all
+        .iter()
+        .filter(|m| m.fstype.starts_with("fuse") && m.root == Path::new("/"))
+        .filter(|m| socket_path(&m.mount_point, m.user_id.unwrap_or(0)).exists())
+        .collect();
+    all.iter()
+        .filter(|m| {
+            live.iter().any(|l| l.mount_point == m.mount_point)
+                || (pfs_id_of_root(&m.root).is_some() && live.iter().any(|l| l.dev == m.dev))
+        })
+        .map(|m| m.mount_point.clone())
+        .collect()
+}
+
 /// The hammerfs mounts of this namespace whose daemon has a socket, by
 /// mount point (for `hammer info` with no path and the statistics).
 pub fn hammer_mounts() -> BTreeMap<PathBuf, PathBuf> {

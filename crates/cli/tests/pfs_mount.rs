@@ -439,6 +439,31 @@ fn slave_seed_session_snapshots_and_cleanup() {
         fs::read_to_string(made[0].join("rin.txt")).unwrap(),
         "rin\n"
     );
+    // With no argument, cleanup takes every hammerfs mount and every bind
+    // mount of a PFS root (DragonFly: hammer mounts and null mounts of
+    // PFS links).
+    let r = run_in(d, &env, "", &["cleanup"]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""), "{}", r.out);
+    let heads: Vec<&str> = r
+        .out
+        .lines()
+        .filter(|l| l.starts_with("cleanup "))
+        .collect();
+    let mnt = d.to_string_lossy().into_owned();
+    assert!(
+        heads
+            .iter()
+            .any(|l| l.starts_with(&format!("cleanup {mnt:<20} -"))),
+        "{}",
+        r.out
+    );
+    assert!(
+        heads
+            .iter()
+            .any(|l| l.starts_with(&format!("cleanup {b:<20} -"))),
+        "{}",
+        r.out
+    );
     let out = hammer(d, &["info", d.to_str().unwrap()]);
     let tail: Vec<&str> = out.lines().rev().take(3).collect();
     // Three records: the failed `snap` (the record comes before its
