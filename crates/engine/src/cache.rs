@@ -60,6 +60,12 @@ impl BufferCache {
         Some(g.slots[i].buf.clone())
     }
 
+    /// Whether the buffer is held (without counting it as a use).
+    pub fn contains(&self, vol: u32, off: u64) -> bool {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.map.contains_key(&(vol, off))
+    }
+
     pub fn insert(&self, vol: u32, off: u64, buf: Buffer) {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let key = (vol, off);

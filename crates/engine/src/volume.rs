@@ -310,6 +310,11 @@ impl VolumeSet {
     /// Reads `len` bytes at any readable address. Data may span buffers
     /// (records up to 64 KiB are contiguous in zone-2 space).
     pub fn read(&self, off: u64, len: usize) -> Result<Vec<u8>> {
+        if len > BUFSIZE {
+            if let Some(v) = self.read_through(off, len)? {
+                return Ok(v);
+            }
+        }
         let mut out = Vec::with_capacity(len);
         let mut cur = off;
         while out.len() < len {
@@ -324,6 +329,55 @@ impl VolumeSet {
             })?;
         }
         Ok(out)
+    }
+
+    /// A read spanning several buffers, none of them in memory, in one
+    /// system call and without filling the buffer cache (file data is the
+    /// kernel page cache's to keep); `None` when it cannot go that way.
+    fn read_through(&self, off: u64, len: usize) -> Result<Option<Vec<u8>>> {
+        let z2 = self.to_zone2(off)?;
+        let Some(end) = z2.checked_add(len as u64 - 1) else {
+            return Ok(None);
+        };
+        // Within one big-block the zone-2 range is contiguous on disk.
+        if z2 / HAMMER_BIGBLOCK_SIZE != end / HAMMER_BIGBLOCK_SIZE {
+            return Ok(None);
+        }
+        let (vol, phys) = self.zone2_to_phys(z2)?;
+        let vol_no = vol.vol_no();
+        // The end must be inside the same volume's buffer area too.
+        let (evol, ephys) = self.zone2_to_phys(end)?;
+        if evol.vol_no() != vol_no || ephys != phys + len as u64 - 1 {
+            return Ok(None);
+        }
+        let first = phys & !HAMMER_BUFMASK;
+        let last = (phys + len as u64 - 1) & !HAMMER_BUFMASK;
+        if self
+            .dirty
+            .range((vol_no, first)..=(vol_no, last))
+            .next()
+            .is_some()
+        {
+            return Ok(None);
+        }
+        let mut b = first;
+        while b <= last {
+            if self.cache.contains(vol_no, b) {
+                return Ok(None);
+            }
+            b += BUFSIZE as u64;
+        }
+        let mut out = vec![0u8; len];
+        vol.dev.read_at(&mut out, phys).map_err(|e| {
+            Error::Invalid(format!(
+                "Failed to read {}:{:016x} at {:016x}: {}",
+                vol.name,
+                z2,
+                phys,
+                io_text(&e)
+            ))
+        })?;
+        Ok(Some(out))
     }
 
     /// Reads a B-tree node (4096 bytes, never crossing a buffer).
