@@ -497,7 +497,7 @@ pub fn change_mode(
         let p = get_pfs(path, err)?;
         let slave = p.d.mirror_flags & HAMMER_PFSD_SLAVE != 0;
         let label = cstr(&p.d.label);
-        let (what, done) = if upgrade {
+        let what = if upgrade {
             if p.id == 0 {
                 return Err(errx(
                     err,
@@ -510,7 +510,7 @@ pub fn change_mode(
             if !slave {
                 return Err(errx(err, "It is already a master"));
             }
-            ("pfs-upgrade", "pfs-upgrade")
+            "pfs-upgrade"
         } else {
             if p.id == 0 {
                 return Err(errx(err, &format!("You cannot downgrade PFS#{}", p.id)));
@@ -518,16 +518,16 @@ pub fn change_mode(
             if slave {
                 return Err(errx(err, "It is already a slave"));
             }
-            ("pfs-downgrade", "pfs-downgrade")
+            "pfs-downgrade"
         };
         match p.t.call(&format!("{what} {}", p.id)) {
             Ok(_) => {
-                let _ = writeln!(out, "{done} of PFS#{} ({label}) succeeded", p.id);
+                let _ = writeln!(out, "{what} of PFS#{} ({label}) succeeded", p.id);
                 Ok(())
             }
             Err(e) => Err(err_io(
                 err,
-                &format!("{done} of PFS#{} ({label}) failed", p.id),
+                &format!("{what} of PFS#{} ({label}) failed", p.id),
                 &e,
             )),
         }

@@ -7,37 +7,10 @@
 
 mod support;
 
-use hammer_engine::btree::BTree;
 use hammer_engine::fs::{AtimeMode, Fs, NewObject, PruneElm};
 use hammer_engine::{OpenOptions, VolumeSet};
 use hammer_ondisk::*;
-
-fn new_volume(dir: &std::path::Path) -> Vec<String> {
-    let p = dir.join("modes.img");
-    std::fs::File::create(&p).unwrap().set_len(1 << 30).unwrap();
-    let path = p.to_string_lossy().into_owned();
-    let args: Vec<String> = ["-f", "-L", "MODES", &path]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    assert_eq!(
-        hammer_cli::newfs::main("newfs_hammer", &args, &mut out, &mut err),
-        0,
-        "{}",
-        String::from_utf8_lossy(&err)
-    );
-    vec![path]
-}
-
-fn check_clean(paths: &[String]) {
-    let mut set = VolumeSet::open_paths(paths, &OpenOptions::default()).unwrap();
-    let report = hammer_cli::cmd_checkmap::collect(&set).unwrap();
-    assert_eq!(report.error_count(), 0, "checkmap mismatches");
-    assert!(report.bad_nodes.is_empty(), "bad nodes");
-    let root = set.header().vol0_btree_root;
-    BTree::new(&mut set, root).check().unwrap();
-}
+use support::*;
 
 fn file(fs: &mut Fs, name: &str, body: &[u8]) -> i64 {
     let a = fs
@@ -57,7 +30,7 @@ fn file(fs: &mut Fs, name: &str, body: &[u8]) -> i64 {
 #[test]
 fn access_times_in_place() {
     let dir = tempfile::tempdir().unwrap();
-    let paths = new_volume(dir.path());
+    let paths = new_volume(dir.path(), "MODES", 1 << 30);
     let mut fs = Fs::open(&paths, false).unwrap();
     fs.clock = Some(1_700_000_000_000_000);
     let ino = file(&mut fs, "a", b"hello");
@@ -125,7 +98,7 @@ fn access_times_in_place() {
 #[test]
 fn prune_reaps_orphans() {
     let dir = tempfile::tempdir().unwrap();
-    let paths = new_volume(dir.path());
+    let paths = new_volume(dir.path(), "MODES", 1 << 30);
     let mut fs = Fs::open(&paths, false).unwrap();
     let kept = file(&mut fs, "kept", b"stays");
     let orphan = file(&mut fs, "orphan", &vec![7u8; 100_000]);
@@ -173,7 +146,7 @@ fn prune_reaps_orphans() {
 #[test]
 fn master_ids_and_nomirror() {
     let dir = tempfile::tempdir().unwrap();
-    let paths = new_volume(dir.path());
+    let paths = new_volume(dir.path(), "MODES", 1 << 30);
     let mut fs = Fs::open(&paths, false).unwrap();
     assert!(fs.set_master_id(Some(16)).is_err());
     fs.set_master_id(Some(3)).unwrap();
@@ -232,7 +205,7 @@ fn master_ids_and_nomirror() {
 #[test]
 fn object_id_windows() {
     let dir = tempfile::tempdir().unwrap();
-    let paths = new_volume(dir.path());
+    let paths = new_volume(dir.path(), "MODES", 1 << 30);
     let mut fs = Fs::open(&paths, false).unwrap();
     let a = fs
         .create(HAMMER_OBJID_ROOT, b"a", NewObject::Dir, 0o755, 0, 0)

@@ -60,6 +60,49 @@ fn maintenance(dev: Arc<dyn Device>, kept: &[u64]) -> hammer_engine::Result<()> 
     Ok(())
 }
 
+/// Runs `work` on a fresh crash device over `base` once per barrier of
+/// its `total`, stopping there; for each crash, recovers the volume with
+/// the writes in flight dropped, kept, torn and half kept, and hands the
+/// recovered filesystem to `check` (with a name for the case). Every image
+/// must then also pass checkmap and the B-tree checks. Returns how many
+/// images were checked.
+fn each_crash_image(
+    base: &Arc<dyn Device>,
+    total: usize,
+    work: impl Fn(Arc<dyn Device>) -> hammer_engine::Result<()>,
+    mut check: impl FnMut(&mut Fs, &str),
+) -> usize {
+    let mut images = 0;
+    for c in 0..total {
+        let dev = Arc::new(CrashDevice::new(base.clone()));
+        dev.crash_after_barriers(c);
+        assert!(
+            work(dev.clone()).is_err(),
+            "crash point {c} did not stop the work"
+        );
+        let all = (1u64 << dev.pending_writes().min(63)) - 1;
+        for (keep, tear) in [
+            (0, false),
+            (all, false),
+            (all, true),
+            (all & 0x5555_5555_5555_5555, false),
+        ] {
+            let what = format!("crash point {c} keep {keep:x} tear {tear}");
+            let mut fs = open_dev(Arc::new(dev.after_crash(keep, tear)))
+                .unwrap_or_else(|e| panic!("{what}: recovery failed: {e}"));
+            check(&mut fs, &what);
+            let mut set = fs.into_volumes();
+            let report = hammer_cli::cmd_checkmap::collect(&set).unwrap();
+            assert_eq!(report.error_count(), 0, "{what}: checkmap mismatches");
+            assert!(report.bad_nodes.is_empty(), "{what}: bad nodes");
+            let root = set.header().vol0_btree_root;
+            BTree::new(&mut set, root).check().unwrap();
+            images += 1;
+        }
+    }
+    images
+}
+
 #[test]
 fn crash_during_prune_reblock_rebalance() {
     let img = materialize("v7-longlabel").unwrap();
@@ -112,42 +155,16 @@ fn crash_during_prune_reblock_rebalance() {
         total >= 12,
         "expected several flushes, saw {total} barriers"
     );
-    let mut images = 0;
-    for c in 0..total {
-        let dev = Arc::new(CrashDevice::new(base.clone()));
-        dev.crash_after_barriers(c);
-        assert!(
-            maintenance(dev.clone(), &kept).is_err(),
-            "crash point {c} did not stop the work"
-        );
-        let all = (1u64 << dev.pending_writes().min(63)) - 1;
-        for (keep, tear) in [
-            (0, false),
-            (all, false),
-            (all, true),
-            (all & 0x5555_5555_5555_5555, false),
-        ] {
-            let fs = open_dev(Arc::new(dev.after_crash(keep, tear)))
-                .unwrap_or_else(|e| panic!("crash point {c}: recovery failed: {e}"));
+    let images = each_crash_image(
+        &base,
+        total,
+        |dev| maintenance(dev, &kept),
+        |fs, what| {
             for (t, v) in &views {
-                assert!(
-                    &dump(&fs, *t) == v,
-                    "crash point {c} keep {keep:x} tear {tear}: view as of {t:#x} changed"
-                );
+                assert!(&dump(fs, *t) == v, "{what}: view as of {t:#x} changed");
             }
-            let mut set = fs.into_volumes();
-            let report = hammer_cli::cmd_checkmap::collect(&set).unwrap();
-            assert_eq!(
-                report.error_count(),
-                0,
-                "crash point {c}: checkmap mismatches"
-            );
-            assert!(report.bad_nodes.is_empty(), "crash point {c}: bad nodes");
-            let root = set.header().vol0_btree_root;
-            BTree::new(&mut set, root).check().unwrap();
-            images += 1;
-        }
-    }
+        },
+    );
     eprintln!("{images} crash images over {total} barriers");
 }
 
@@ -242,62 +259,35 @@ fn crash_during_pfs_create_atime_destroy() {
         total >= 12,
         "expected several flushes, saw {total} barriers"
     );
-    let mut images = 0;
-    for c in 0..total {
-        let dev = Arc::new(CrashDevice::new(base.clone()));
-        dev.crash_after_barriers(c);
-        assert!(
-            pfs_work(dev.clone()).is_err(),
-            "crash point {c} did not stop the work"
+    let images = each_crash_image(&base, total, pfs_work, |fs, what| {
+        assert_eq!(
+            dump(fs, HAMMER_MAX_TID),
+            base_tree,
+            "{what}: PFS #0 changed"
         );
-        let all = (1u64 << dev.pending_writes().min(63)) - 1;
-        for (keep, tear) in [
-            (0, false),
-            (all, false),
-            (all, true),
-            (all & 0x5555_5555_5555_5555, false),
-        ] {
-            let what = format!("crash point {c} keep {keep:x} tear {tear}");
-            let mut fs = open_dev(Arc::new(dev.after_crash(keep, tear)))
-                .unwrap_or_else(|e| panic!("{what}: recovery failed: {e}"));
-            assert_eq!(
-                dump(&fs, HAMMER_MAX_TID),
-                base_tree,
-                "{what}: PFS #0 changed"
-            );
-            for (id, tree) in [(1u32, &tree1), (2, &tree2)] {
-                if fs.pfs_get(id).unwrap().is_some() {
-                    fs.enter_pfs(id).unwrap();
-                    assert_eq!(
-                        &dump(&fs, HAMMER_MAX_TID),
-                        tree,
-                        "{what}: PFS #{id} half made"
-                    );
-                    fs.enter_pfs(0).unwrap();
-                }
-            }
-            {
-                let set = fs.volumes();
-                let report = hammer_cli::cmd_checkmap::collect(set).unwrap();
-                assert_eq!(report.error_count(), 0, "{what}: checkmap mismatches");
-                assert!(report.bad_nodes.is_empty(), "{what}: bad nodes");
-            }
-            // A PFS made again under a free id starts empty, whatever a
-            // cut-short destroy left.
-            if fs.pfs_get(1).unwrap().is_none() {
-                fs.pfs_set(1, &master(), 0, 0).unwrap();
-                fs.enter_pfs(1).unwrap();
-                assert!(
-                    fs.readdir(1, HAMMER_MAX_TID).unwrap().is_empty(),
-                    "{what}: leftovers"
+        for (id, tree) in [(1u32, &tree1), (2, &tree2)] {
+            if fs.pfs_get(id).unwrap().is_some() {
+                fs.enter_pfs(id).unwrap();
+                assert_eq!(
+                    &dump(fs, HAMMER_MAX_TID),
+                    tree,
+                    "{what}: PFS #{id} half made"
                 );
-                fs.sync().unwrap();
+                fs.enter_pfs(0).unwrap();
             }
-            let mut set = fs.into_volumes();
-            let root = set.header().vol0_btree_root;
-            BTree::new(&mut set, root).check().unwrap();
-            images += 1;
         }
-    }
+        // A PFS made again under a free id starts empty, whatever a
+        // cut-short destroy left.
+        if fs.pfs_get(1).unwrap().is_none() {
+            fs.pfs_set(1, &master(), 0, 0).unwrap();
+            fs.enter_pfs(1).unwrap();
+            assert!(
+                fs.readdir(1, HAMMER_MAX_TID).unwrap().is_empty(),
+                "{what}: leftovers"
+            );
+            fs.sync().unwrap();
+            fs.enter_pfs(0).unwrap();
+        }
+    });
     eprintln!("{images} crash images over {total} barriers");
 }

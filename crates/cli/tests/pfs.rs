@@ -15,24 +15,6 @@ use hammer_ondisk::*;
 use support::*;
 use zerocopy::FromZeros;
 
-fn new_volume(dir: &std::path::Path) -> Vec<String> {
-    let p = dir.join("pfs.img");
-    std::fs::File::create(&p).unwrap().set_len(1 << 30).unwrap();
-    let path = p.to_string_lossy().into_owned();
-    let args: Vec<String> = ["-f", "-L", "PFS", &path]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    assert_eq!(
-        hammer_cli::newfs::main("newfs_hammer", &args, &mut out, &mut err),
-        0,
-        "{}",
-        String::from_utf8_lossy(&err)
-    );
-    vec![path]
-}
-
 fn pfsd(slave: bool, label: &str) -> HammerPseudofsData {
     let mut d = HammerPseudofsData::new_zeroed();
     d.sync_beg_tid = 1;
@@ -61,19 +43,10 @@ fn write_file(fs: &mut Fs, name: &str, body: &[u8]) -> i64 {
     a.ino
 }
 
-fn check_clean(paths: &[String]) {
-    let mut set = VolumeSet::open_paths(paths, &OpenOptions::default()).unwrap();
-    let report = hammer_cli::cmd_checkmap::collect(&set).unwrap();
-    assert_eq!(report.error_count(), 0, "checkmap mismatches");
-    assert!(report.bad_nodes.is_empty(), "bad nodes");
-    let root = set.header().vol0_btree_root;
-    BTree::new(&mut set, root).check().unwrap();
-}
-
 #[test]
 fn several_pfs_in_one_transaction() {
     let dir = tempfile::tempdir().unwrap();
-    let paths = new_volume(dir.path());
+    let paths = new_volume(dir.path(), "PFS", 1 << 30);
     let mut fs = Fs::open(&paths, false).unwrap();
     assert_eq!(fs.pfs_free_id().unwrap(), Some(1));
     assert!(fs.pfs_get(0).unwrap().is_some(), "newfs writes PFS #0");
@@ -220,7 +193,7 @@ fn several_pfs_in_one_transaction() {
 #[test]
 fn slaves_upgrade_and_downgrade() {
     let dir = tempfile::tempdir().unwrap();
-    let paths = new_volume(dir.path());
+    let paths = new_volume(dir.path(), "PFS", 1 << 30);
     let mut fs = Fs::open(&paths, false).unwrap();
     fs.pfs_set(1, &pfsd(true, "slave"), 0, 0).unwrap();
     fs.sync().unwrap();

@@ -20,24 +20,6 @@ use hammer_ondisk::*;
 use std::ops::ControlFlow;
 use support::*;
 
-fn new_volume(dir: &std::path::Path) -> Vec<String> {
-    let p = dir.join("prune.img");
-    std::fs::File::create(&p).unwrap().set_len(1 << 30).unwrap();
-    let path = p.to_string_lossy().into_owned();
-    let args: Vec<String> = ["-f", "-L", "PRUNE", &path]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    assert_eq!(
-        hammer_cli::newfs::main("newfs_hammer", &args, &mut out, &mut err),
-        0,
-        "{}",
-        String::from_utf8_lossy(&err)
-    );
-    vec![path]
-}
-
 /// One round of random changes in two directories.
 fn churn(fs: &mut Fs, rng: &mut Rng, dirs: &[i64]) {
     for _ in 0..12 {
@@ -112,7 +94,7 @@ fn elements(kept: &[u64], top: u64) -> Vec<PruneElm> {
 
 fn run(seed: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let paths = new_volume(dir.path());
+    let paths = new_volume(dir.path(), "PRUNE", 1 << 30);
     let mut fs = Fs::open(&paths, false).unwrap();
     let a = fs.create(1, b"a", NewObject::Dir, 0o755, 0, 0).unwrap().ino;
     let b = fs.create(1, b"b", NewObject::Dir, 0o755, 0, 0).unwrap().ino;
@@ -238,7 +220,7 @@ fn prune_keeps_every_kept_view() {
 #[test]
 fn prune_everything_leaves_only_the_present() {
     let dir = tempfile::tempdir().unwrap();
-    let paths = new_volume(dir.path());
+    let paths = new_volume(dir.path(), "PRUNE", 1 << 30);
     let mut fs = Fs::open(&paths, false).unwrap();
     let mut rng = Rng(77);
     for _ in 0..10 {
@@ -263,7 +245,7 @@ fn prune_everything_leaves_only_the_present() {
 #[test]
 fn reblock_and_rebalance_resume_where_they_stopped() {
     let dir = tempfile::tempdir().unwrap();
-    let paths = new_volume(dir.path());
+    let paths = new_volume(dir.path(), "PRUNE", 1 << 30);
     let mut fs = Fs::open(&paths, false).unwrap();
     let mut rng = Rng(5);
     for _ in 0..8 {

@@ -169,6 +169,28 @@ fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// The first and past-the-last keys of the records of the PFS whose
+/// localization is `pfs_lo`.
+fn pfs_range(pfs_lo: u32) -> (HammerBaseElm, HammerBaseElm) {
+    let lo = HammerBaseElm {
+        localization: pfs_lo,
+        obj_id: HAMMER_MIN_OBJID,
+        rec_type: 0,
+        key: HAMMER_MIN_KEY,
+        create_tid: 1,
+        ..Default::default()
+    };
+    let hi = HammerBaseElm {
+        localization: pfs_lo | !HAMMER_LOCALIZE_PSEUDOFS_MASK,
+        obj_id: HAMMER_MAX_OBJID,
+        rec_type: u16::MAX,
+        key: HAMMER_MAX_KEY,
+        create_tid: 0,
+        ..Default::default()
+    };
+    (lo, hi)
+}
+
 /// File offset → (block start, block size) as the kernel lays files out.
 pub fn block_of(off: u64) -> (u64, u64) {
     if off < HAMMER_XDEMARC {
@@ -421,23 +443,7 @@ impl Fs {
     /// The first and past-the-last keys of this PFS's records; a cycle
     /// position `k` (its localization taken within the PFS) replaces one.
     fn pfs_bounds(&self) -> (HammerBaseElm, HammerBaseElm) {
-        let lo = HammerBaseElm {
-            localization: self.pfs_lo,
-            obj_id: HAMMER_MIN_OBJID,
-            rec_type: 0,
-            key: HAMMER_MIN_KEY,
-            create_tid: 1,
-            ..Default::default()
-        };
-        let hi = HammerBaseElm {
-            localization: self.pfs_lo | !HAMMER_LOCALIZE_PSEUDOFS_MASK,
-            obj_id: HAMMER_MAX_OBJID,
-            rec_type: u16::MAX,
-            key: HAMMER_MAX_KEY,
-            create_tid: 0,
-            ..Default::default()
-        };
-        (lo, hi)
+        pfs_range(self.pfs_lo)
     }
 
     /// A cycle-file position moved into this PFS.

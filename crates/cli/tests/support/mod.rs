@@ -198,3 +198,35 @@ pub fn dump(fs: &hammer_engine::fs::Fs, asof: u64) -> Tree {
     }
     out
 }
+
+/// A fresh volume of `size` bytes made by our `newfs_hammer -f -L label`
+/// in `dir` (file `<label>.img`); its path list, for `Fs::open`.
+pub fn new_volume(dir: &Path, label: &str, size: u64) -> Vec<String> {
+    let p = dir.join(format!("{label}.img"));
+    File::create(&p).unwrap().set_len(size).unwrap();
+    let path = p.to_string_lossy().into_owned();
+    let args: Vec<String> = ["-f", "-L", label, &path]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(
+        hammer_cli::newfs::main("newfs_hammer", &args, &mut out, &mut err),
+        0,
+        "{}",
+        String::from_utf8_lossy(&err)
+    );
+    vec![path]
+}
+
+/// The volumes pass our checkmap (no mismatch, no bad node) and the
+/// B-tree checks.
+pub fn check_clean(paths: &[String]) {
+    use hammer_engine::{btree::BTree, OpenOptions, VolumeSet};
+    let mut set = VolumeSet::open_paths(paths, &OpenOptions::default()).unwrap();
+    let report = hammer_cli::cmd_checkmap::collect(&set).unwrap();
+    assert_eq!(report.error_count(), 0, "checkmap mismatches");
+    assert!(report.bad_nodes.is_empty(), "bad nodes");
+    let root = set.header().vol0_btree_root;
+    BTree::new(&mut set, root).check().unwrap();
+}

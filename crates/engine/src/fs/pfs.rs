@@ -38,6 +38,14 @@ use zerocopy::{FromBytes, IntoBytes};
 pub const PFS_ID_MAX: u32 = 0xffff;
 
 impl Fs {
+    /// The stored descriptor of an existing PFS (ENOENT otherwise).
+    fn live_pfs_record(&self, id: u32) -> Result<HammerPseudofsData> {
+        self.pfs_record(id)?
+            .map(|(_, d)| d)
+            .filter(|d| d.mirror_flags & HAMMER_PFSD_DELETED == 0)
+            .ok_or(Error::Fs(FsError::NotFound))
+    }
+
     /// The descriptor record of PFS `id` visible now (DELETED or not).
     fn pfs_record(&self, id: u32) -> Result<Option<(HammerBtreeLeafElm, HammerPseudofsData)>> {
         if id > PFS_ID_MAX {
@@ -212,23 +220,7 @@ impl Fs {
 
     /// Every leaf of PFS `id` visible now or in history.
     fn pfs_leaves(&self, id: u32) -> Result<Vec<HammerBtreeLeafElm>> {
-        let lo = pfs_to_lo(id);
-        let from = HammerBaseElm {
-            localization: lo,
-            obj_id: HAMMER_MIN_OBJID,
-            rec_type: 0,
-            key: HAMMER_MIN_KEY,
-            create_tid: 1,
-            ..Default::default()
-        };
-        let to = HammerBaseElm {
-            localization: lo | !HAMMER_LOCALIZE_PSEUDOFS_MASK,
-            obj_id: HAMMER_MAX_OBJID,
-            rec_type: u16::MAX,
-            key: HAMMER_MAX_KEY,
-            create_tid: 0,
-            ..Default::default()
-        };
+        let (from, to) = super::pfs_range(pfs_to_lo(id));
         let mut out = Vec::new();
         self.ro_tree(|t| {
             t.scan(&from, &to, &mut |e| {
@@ -271,10 +263,7 @@ impl Fs {
         if id == 0 {
             return Err(FsError::Invalid.into());
         }
-        let (_, mut d) = self
-            .pfs_record(id)?
-            .filter(|(_, d)| d.mirror_flags & HAMMER_PFSD_DELETED == 0)
-            .ok_or(Error::Fs(FsError::NotFound))?;
+        let mut d = self.live_pfs_record(id)?;
         // Changes still in memory are flushed first, so none can land in
         // the PFS after it is gone; then the PFS goes, in one flush.
         self.sync()?;
@@ -313,10 +302,7 @@ impl Fs {
     /// UPG_PSEUDOFS (`pfs-upgrade`): a slave becomes a master, rolled back
     /// to its `sync_end_tid` first (a partial mirror-write is undone).
     pub fn pfs_upgrade(&mut self, id: u32) -> Result<()> {
-        let (_, mut d) = self
-            .pfs_record(id)?
-            .filter(|(_, d)| d.mirror_flags & HAMMER_PFSD_DELETED == 0)
-            .ok_or(Error::Fs(FsError::NotFound))?;
+        let mut d = self.live_pfs_record(id)?;
         if d.mirror_flags & HAMMER_PFSD_SLAVE == 0 {
             return Ok(());
         }
@@ -343,10 +329,7 @@ impl Fs {
     /// DGD_PSEUDOFS (`pfs-downgrade`): a master becomes a slave whose
     /// `sync_end_tid` is at least the newest committed TID.
     pub fn pfs_downgrade(&mut self, id: u32) -> Result<()> {
-        let (_, mut d) = self
-            .pfs_record(id)?
-            .filter(|(_, d)| d.mirror_flags & HAMMER_PFSD_DELETED == 0)
-            .ok_or(Error::Fs(FsError::NotFound))?;
+        let mut d = self.live_pfs_record(id)?;
         if d.mirror_flags & HAMMER_PFSD_SLAVE != 0 {
             return Ok(());
         }
