@@ -12,28 +12,13 @@ use hammer_engine::{OpenOptions, VolumeSet};
 use hammer_ondisk::*;
 use support::*;
 
-fn file(fs: &mut Fs, name: &str, body: &[u8]) -> i64 {
-    let a = fs
-        .create(
-            HAMMER_OBJID_ROOT,
-            name.as_bytes(),
-            NewObject::File,
-            0o644,
-            0,
-            0,
-        )
-        .unwrap();
-    fs.write(a.ino, 0, body).unwrap();
-    a.ino
-}
-
 #[test]
 fn access_times_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let paths = new_volume(dir.path(), "MODES", 1 << 30);
     let mut fs = Fs::open(&paths, false).unwrap();
     fs.clock = Some(1_700_000_000_000_000);
-    let ino = file(&mut fs, "a", b"hello");
+    let ino = root_file(&mut fs, "a", b"hello");
     fs.sync().unwrap();
     let versions = fs.history(ino).unwrap();
 
@@ -100,9 +85,9 @@ fn prune_reaps_orphans() {
     let dir = tempfile::tempdir().unwrap();
     let paths = new_volume(dir.path(), "MODES", 1 << 30);
     let mut fs = Fs::open(&paths, false).unwrap();
-    let kept = file(&mut fs, "kept", b"stays");
-    let orphan = file(&mut fs, "orphan", &vec![7u8; 100_000]);
-    let open = file(&mut fs, "open", b"held open");
+    let kept = root_file(&mut fs, "kept", b"stays");
+    let orphan = root_file(&mut fs, "orphan", &vec![7u8; 100_000]);
+    let open = root_file(&mut fs, "open", b"held open");
     fs.sync().unwrap();
     // Unlinked while open; the daemon "dies" before the last close.
     fs.open_ref(orphan).unwrap();
@@ -152,7 +137,7 @@ fn master_ids_and_nomirror() {
     fs.set_master_id(Some(3)).unwrap();
     let mut last = 0;
     for i in 0..5 {
-        file(&mut fs, &format!("f{i}"), b"x");
+        root_file(&mut fs, &format!("f{i}"), b"x");
         let tid = fs.sync().unwrap();
         assert_eq!(tid % 16, 3, "TID {tid:#x} of master 3");
         assert!(tid > last);
@@ -167,11 +152,11 @@ fn master_ids_and_nomirror() {
     }
     // The default is master 0: TIDs are multiples of 16, as DragonFly's.
     fs.set_master_id(Some(0)).unwrap();
-    file(&mut fs, "zero", b"0");
+    root_file(&mut fs, "zero", b"0");
     assert_eq!(fs.sync().unwrap() % 16, 0);
     // Enough records for a tree of two levels.
     for i in 0..200 {
-        file(&mut fs, &format!("g{i}"), b"y");
+        root_file(&mut fs, &format!("g{i}"), b"y");
     }
     fs.sync().unwrap();
     let root = fs.volumes().header().vol0_btree_root;
@@ -181,9 +166,9 @@ fn master_ids_and_nomirror() {
     // No-mirror mode (master -1): consecutive TIDs, and a change raises
     // only the changed leaf's mirror_tid, not the root's.
     fs.set_master_id(None).unwrap();
-    file(&mut fs, "quiet", b"no mirror_tid");
+    root_file(&mut fs, "quiet", b"no mirror_tid");
     let t1 = fs.sync().unwrap();
-    file(&mut fs, "quiet2", b"no mirror_tid");
+    root_file(&mut fs, "quiet2", b"no mirror_tid");
     let t2 = fs.sync().unwrap();
     assert!(t2 - t1 < 16, "consecutive: {t1:#x} {t2:#x}");
     let set = fs.into_volumes();
@@ -243,7 +228,7 @@ fn object_id_windows() {
     let tid = fs.sync().unwrap();
     // Ids and TIDs never meet: every TID handed out later is above them.
     let top = *ids_a.iter().chain(&ids_b).max().unwrap() as u64;
-    file(&mut fs, "later", b"x");
+    root_file(&mut fs, "later", b"x");
     let later = fs.sync().unwrap();
     assert!(later > top && later > tid);
     // 768 objects fill a window to three quarters: the next opens another.

@@ -24,21 +24,11 @@ fn check_volume(set: &mut VolumeSet) {
 }
 
 fn small_volume(dir: &std::path::Path, size: u64) -> String {
-    let p = dir.join("small.img");
-    std::fs::File::create(&p).unwrap().set_len(size).unwrap();
-    let path = p.to_string_lossy().into_owned();
-    let args: Vec<String> = ["-f", "-u", "8M", "-L", "SMALL", &path]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    assert_eq!(
-        hammer_cli::newfs::main("newfs_hammer", &args, &mut out, &mut err),
-        0,
-        "{}",
-        String::from_utf8_lossy(&err)
-    );
-    path
+    newfs(
+        &dir.join("small.img"),
+        size,
+        &["-f", "-u", "8M", "-L", "SMALL"],
+    )
 }
 
 fn is_enospc(e: &Error) -> bool {

@@ -28,21 +28,6 @@ fn pfsd(slave: bool, label: &str) -> HammerPseudofsData {
     d
 }
 
-fn write_file(fs: &mut Fs, name: &str, body: &[u8]) -> i64 {
-    let a = fs
-        .create(
-            HAMMER_OBJID_ROOT,
-            name.as_bytes(),
-            NewObject::File,
-            0o644,
-            0,
-            0,
-        )
-        .unwrap();
-    fs.write(a.ino, 0, body).unwrap();
-    a.ino
-}
-
 #[test]
 fn several_pfs_in_one_transaction() {
     let dir = tempfile::tempdir().unwrap();
@@ -60,7 +45,7 @@ fn several_pfs_in_one_transaction() {
     for pfs in 0..3u32 {
         fs.enter_pfs(pfs).unwrap();
         let body = format!("pfs {pfs}\n").repeat(1000 * (pfs as usize + 1));
-        write_file(&mut fs, "same-name", body.as_bytes());
+        root_file(&mut fs, "same-name", body.as_bytes());
         fs.create(HAMMER_OBJID_ROOT, b"d", NewObject::Dir, 0o755, 0, 0)
             .unwrap();
         let mut t = Tree::new();
@@ -214,7 +199,7 @@ fn slaves_upgrade_and_downgrade() {
     let d = fs.pfs_get(1).unwrap().unwrap();
     fs.pfs_set(1, &d, 0, 0).unwrap();
     fs.enter_pfs(1).unwrap();
-    write_file(&mut fs, "kept", b"before the downgrade");
+    root_file(&mut fs, "kept", b"before the downgrade");
     let synced = fs.sync().unwrap();
     let a = fs.getattr(HAMMER_OBJID_ROOT, HAMMER_MAX_TID).unwrap();
     assert_eq!((a.mode, a.nlinks), (0o755, 1));
@@ -226,7 +211,7 @@ fn slaves_upgrade_and_downgrade() {
     assert!(end >= synced);
     // Changes made after sync_end_tid are rolled back by an upgrade.
     fs.enter_pfs(1).unwrap();
-    write_file(&mut fs, "later", b"after the downgrade");
+    root_file(&mut fs, "later", b"after the downgrade");
     fs.sync().unwrap();
     fs.pfs_upgrade(1).unwrap();
     fs.enter_pfs(1).unwrap();

@@ -199,24 +199,50 @@ pub fn dump(fs: &hammer_engine::fs::Fs, asof: u64) -> Tree {
     out
 }
 
-/// A fresh volume of `size` bytes made by our `newfs_hammer -f -L label`
-/// in `dir` (file `<label>.img`); its path list, for `Fs::open`.
-pub fn new_volume(dir: &Path, label: &str, size: u64) -> Vec<String> {
-    let p = dir.join(format!("{label}.img"));
-    File::create(&p).unwrap().set_len(size).unwrap();
-    let path = p.to_string_lossy().into_owned();
-    let args: Vec<String> = ["-f", "-L", label, &path]
+/// Makes a sparse file of `size` bytes at `path` and runs our
+/// `newfs_hammer <options> <path>` on it, which must succeed; the path.
+pub fn newfs(path: &Path, size: u64, options: &[&str]) -> String {
+    File::create(path).unwrap().set_len(size).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    let args: Vec<String> = options
         .iter()
-        .map(|s| s.to_string())
+        .copied()
+        .chain([path.as_str()])
+        .map(str::to_string)
         .collect();
     let (mut out, mut err) = (Vec::new(), Vec::new());
     assert_eq!(
         hammer_cli::newfs::main("newfs_hammer", &args, &mut out, &mut err),
         0,
-        "{}",
+        "newfs: {}",
         String::from_utf8_lossy(&err)
     );
-    vec![path]
+    path
+}
+
+/// A fresh volume of `size` bytes made by our `newfs_hammer -f -L label`
+/// in `dir` (file `<label>.img`); its path list, for `Fs::open`.
+pub fn new_volume(dir: &Path, label: &str, size: u64) -> Vec<String> {
+    let p = dir.join(format!("{label}.img"));
+    vec![newfs(&p, size, &["-f", "-L", label])]
+}
+
+/// A regular file named `name` in the root of the entered PFS, holding
+/// `body`; its object id.
+pub fn root_file(fs: &mut hammer_engine::fs::Fs, name: &str, body: &[u8]) -> i64 {
+    use hammer_engine::fs::NewObject;
+    let a = fs
+        .create(
+            hammer_ondisk::HAMMER_OBJID_ROOT,
+            name.as_bytes(),
+            NewObject::File,
+            0o644,
+            0,
+            0,
+        )
+        .unwrap();
+    fs.write(a.ino, 0, body).unwrap();
+    a.ino
 }
 
 /// The volumes pass our checkmap (no mismatch, no bad node) and the

@@ -34,20 +34,7 @@ pub fn volume() -> Volume {
         .prefix("hammerfs-mount-")
         .tempdir()
         .unwrap();
-    let img = tmp.path().join("vol.img");
-    fs::File::create(&img).unwrap().set_len(2 << 30).unwrap();
-    let img = img.to_string_lossy().into_owned();
-    let args: Vec<String> = ["-f", "-L", "TEST", &img]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    assert_eq!(
-        hammer_cli::newfs::main("newfs_hammer", &args, &mut out, &mut err),
-        0,
-        "newfs: {}",
-        String::from_utf8_lossy(&err)
-    );
+    let img = super::newfs(&tmp.path().join("vol.img"), 2 << 30, &["-f", "-L", "TEST"]);
     let mnt = tmp.path().join("mnt");
     fs::create_dir(&mnt).unwrap();
     let mnt = mnt.canonicalize().unwrap();
