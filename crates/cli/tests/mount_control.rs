@@ -9,11 +9,10 @@ mod support;
 
 use hammer_engine::{OpenOptions, VolumeSet};
 use std::fs;
-use std::io::Read;
 use support::mount::*;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const HAMMER: &str = env!("CARGO_BIN_EXE_hammer");
 
@@ -195,22 +194,43 @@ fn not_a_mount_fails_like_dragonfly() {
 }
 
 /// Runs `hammer <directive> 1` for a bit over `secs` seconds, then kills it.
-fn stats_for(directive: &str, secs: f64, during: impl FnOnce()) -> String {
+/// Runs `hammer <directive> 1` around `during`: the work starts once the
+/// tool has printed its first interval (so its baseline was taken before),
+/// and the tool runs until it has printed `after` more intervals once the
+/// work is done (however slowly a loaded machine runs it). Its output.
+fn stats_for(directive: &str, after: usize, during: impl FnOnce()) -> String {
+    use std::io::BufRead;
     let mut c = Command::new(HAMMER)
         .args([directive, "1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = c.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let limit = Duration::from_secs(60);
+    let mut lines: Vec<String> = Vec::new();
+    // The title and the first interval.
+    while lines.len() < 2 {
+        lines.push(rx.recv_timeout(limit).expect("the tool prints intervals"));
+    }
     during();
-    let left = Duration::from_secs_f64(secs).saturating_sub(start.elapsed());
-    std::thread::sleep(left);
+    for _ in 0..after {
+        lines.push(rx.recv_timeout(limit).expect("the tool prints intervals"));
+    }
     c.kill().unwrap();
     c.wait().unwrap();
-    let mut s = String::new();
-    c.stdout.take().unwrap().read_to_string(&mut s).unwrap();
-    s
+    lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
 #[test]
@@ -222,7 +242,7 @@ fn statistics_on_a_mount() {
     let v = volume();
     let m = mount(&v, &[]);
     let d = v.mnt.clone();
-    let out = stats_for("stats", 2.5, || {
+    let out = stats_for("stats", 2, || {
         for i in 0..20 {
             fs::write(d.join(format!("f{i}")), vec![7u8; 70000]).unwrap();
         }
@@ -259,7 +279,7 @@ fn statistics_on_a_mount() {
         "{out}"
     );
 
-    let out = stats_for("iostats", 1.5, || {});
+    let out = stats_for("iostats", 0, || {});
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines.first().copied(),
