@@ -12,6 +12,8 @@
 
 use hammer_bench::*;
 use hammer_engine::btree::{create_empty, BTree, MemNodeStore};
+use hammer_engine::store::ReadOnlyStore;
+use hammer_engine::volume::{OpenOptions, VolumeSet};
 use hammer_ondisk::*;
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -102,6 +104,14 @@ fn main() {
     let records = tree.check().expect("tree check");
     let nodes = tree.store.nodes.len();
 
+    // ---- ours, through a real volume's buffer cache -------------------------
+    // The same records in the B-tree of a fresh volume (newfs_hammer), made
+    // durable by one flush; the lookups then go through `VolumeSet`'s node
+    // access (address translation, buffer cache lookup), as the mounted
+    // filesystem's do, with every node cached (the default 256 MiB cache
+    // holds the whole tree).
+    let vol_lookup = volume_lookups(build, &probe);
+
     // ---- baseline: std BTreeMap -------------------------------------------
     let mut map: BTreeMap<Key, HammerBtreeLeafElm> = BTreeMap::new();
     let t = Instant::now();
@@ -153,6 +163,9 @@ fn main() {
         our_lookup,
         std_lookup,
     );
+    if let Some(d) = vol_lookup {
+        let _ = row("lookup, volume buffer cache", lookups, d, std_lookup);
+    }
     let (io, ib) = row("insert into N-record tree", m, our_insert, std_insert);
     println!(
         "tree: {records} records in {nodes} nodes ({} MiB of 4 KiB nodes); BTreeMap: {std_len} entries",
@@ -200,4 +213,69 @@ fn main() {
         verdict: verdict(insert_ok),
     }
     .print();
+}
+
+/// Times `probe` lookups through a flushed, fully cached volume B-tree
+/// holding `build`; None (with the reason printed) when the volume cannot
+/// be made, e.g. without a release `newfs_hammer`.
+fn volume_lookups(build: &[Key], probe: &[Key]) -> Option<Duration> {
+    let img = work_dir().join("btree-bench.img");
+    sparse_file(&img, 8 << 30);
+    let made = std::process::Command::new(release_bin("newfs_hammer"))
+        .args(["-f", "-L", "BENCH"])
+        .arg(&img)
+        .stdout(std::process::Stdio::null())
+        .status();
+    if !matches!(made, Ok(s) if s.success()) {
+        println!("volume lookups skipped: newfs_hammer failed ({made:?}); run bench/run.sh");
+        let _ = std::fs::remove_file(&img);
+        return None;
+    }
+    let run = || -> hammer_engine::error::Result<Duration> {
+        let opts = OpenOptions {
+            writable: true,
+            ..Default::default()
+        };
+        let mut set = VolumeSet::open_paths(&[img.to_string_lossy().into_owned()], &opts)?;
+        let root = set.header().vol0_btree_root;
+        let mut tree = BTree::new(&mut set, root);
+        for k in build {
+            tree.insert(&leaf(*k))?;
+        }
+        let root = tree.root;
+        set.flush()?;
+        let ro = ReadOnlyStore(&set);
+        let mut ro_store = ro;
+        let tree = BTree::new(&mut ro_store, root);
+        // One untimed pass brings every node into the cache.
+        for k in build {
+            tree.lookup(k.0, k.1, k.2, k.3, HAMMER_MAX_TID)?;
+        }
+        let t = Instant::now();
+        let mut found = 0usize;
+        for k in probe {
+            if black_box(tree.lookup(k.0, k.1, k.2, k.3, HAMMER_MAX_TID)?).is_some() {
+                found += 1;
+            }
+        }
+        let d = t.elapsed();
+        if found != probe.len() {
+            println!(
+                "ERROR: volume lookups found {found} of {} records",
+                probe.len()
+            );
+        }
+        Ok(d)
+    };
+    let r = run();
+    if !keep_files() {
+        let _ = std::fs::remove_file(&img);
+    }
+    match r {
+        Ok(d) => Some(d),
+        Err(e) => {
+            println!("volume lookups FAILED: {e}");
+            None
+        }
+    }
 }

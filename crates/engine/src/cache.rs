@@ -22,15 +22,14 @@ pub fn buffer_from(bytes: &[u8]) -> Buffer {
     }
 }
 
-struct Slot {
-    key: (u32, u64),
-    buf: Buffer,
-    referenced: bool,
-}
-
+/// The table is laid out for hits: the map holds each buffer itself, so a
+/// hit reads one map entry and then the data; the CLOCK state (which key
+/// sits in which slot, and its reference bit) lives in two dense arrays the
+/// hand walks on eviction, and the reference bits stay cache-resident.
 struct Inner {
-    map: crate::hash::OffsetMap<(u32, u64), usize>,
-    slots: Vec<Slot>,
+    map: crate::hash::OffsetMap<(u32, u64), (usize, Buffer)>,
+    keys: Vec<(u32, u64)>,
+    referenced: Vec<bool>,
     hand: usize,
 }
 
@@ -46,77 +45,93 @@ impl BufferCache {
         BufferCache {
             inner: Mutex::new(Inner {
                 map: Default::default(),
-                slots: Vec::new(),
+                keys: Vec::new(),
+                referenced: Vec::new(),
                 hand: 0,
             }),
             capacity,
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn get(&self, vol: u32, off: u64) -> Option<Buffer> {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let i = *g.map.get(&(vol, off))?;
-        g.slots[i].referenced = true;
-        Some(g.slots[i].buf.clone())
+        let mut g = self.lock();
+        let (i, buf) = g.map.get(&(vol, off))?;
+        let (i, buf) = (*i, buf.clone());
+        g.referenced[i] = true;
+        Some(buf)
+    }
+
+    /// Runs `f` on the buffer if it is cached, without taking a reference
+    /// (no reference-count traffic on the buffer's cold header line, which
+    /// a B-tree descent would otherwise pay at every level). `f` runs under
+    /// the cache's lock, so it must not use the cache; it is handed back
+    /// unrun on a miss.
+    pub fn peek<R, F: FnOnce(&[u8; BUFSIZE]) -> R>(
+        &self,
+        vol: u32,
+        off: u64,
+        f: F,
+    ) -> Result<R, F> {
+        let mut g = self.lock();
+        let Inner {
+            map, referenced, ..
+        } = &mut *g;
+        let Some((i, buf)) = map.get(&(vol, off)) else {
+            return Err(f);
+        };
+        referenced[*i] = true;
+        Ok(f(buf))
     }
 
     /// Whether the buffer is held (without counting it as a use).
     pub fn contains(&self, vol: u32, off: u64) -> bool {
-        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.map.contains_key(&(vol, off))
+        self.lock().map.contains_key(&(vol, off))
     }
 
     pub fn insert(&self, vol: u32, off: u64, buf: Buffer) {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.lock();
         let key = (vol, off);
-        if let Some(&i) = g.map.get(&key) {
-            g.slots[i].buf = buf;
+        if let Some(slot) = g.map.get_mut(&key) {
+            slot.1 = buf;
             return;
         }
-        if g.slots.len() < self.capacity {
-            let i = g.slots.len();
-            g.slots.push(Slot {
-                key,
-                buf,
-                referenced: false,
-            });
-            g.map.insert(key, i);
+        if g.keys.len() < self.capacity {
+            let i = g.keys.len();
+            g.keys.push(key);
+            g.referenced.push(false);
+            g.map.insert(key, (i, buf));
             return;
         }
         loop {
             let h = g.hand;
-            g.hand = (h + 1) % g.slots.len();
-            if g.slots[h].referenced {
-                g.slots[h].referenced = false;
+            g.hand = (h + 1) % g.keys.len();
+            if g.referenced[h] {
+                g.referenced[h] = false;
                 continue;
             }
-            let old = g.slots[h].key;
+            let old = g.keys[h];
             g.map.remove(&old);
-            g.slots[h] = Slot {
-                key,
-                buf,
-                referenced: false,
-            };
-            g.map.insert(key, h);
+            g.keys[h] = key;
+            g.map.insert(key, (h, buf));
             return;
         }
     }
 
     pub fn invalidate(&self, vol: u32, off: u64) {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = g.map.remove(&(vol, off)) {
+        let mut g = self.lock();
+        if let Some((i, _)) = g.map.remove(&(vol, off)) {
             // Leave the slot in place under a key nobody asks for.
-            g.slots[i].key = (u32::MAX, u64::MAX - i as u64);
-            g.slots[i].referenced = false;
+            g.keys[i] = (u32::MAX, u64::MAX - i as u64);
+            g.referenced[i] = false;
         }
     }
 
     pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .map
-            .len()
+        self.lock().map.len()
     }
 
     pub fn is_empty(&self) -> bool {

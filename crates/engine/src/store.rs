@@ -36,23 +36,17 @@ impl VolumeSet {
 
     /// Runs `f` on the node at `off`, borrowed from its cached buffer.
     pub fn with_node<R>(&self, off: u64, f: impl FnOnce(&HammerNodeOndisk) -> R) -> Result<R> {
-        if off & (HAMMER_NODE_SIZE as u64 - 1) != 0 {
-            return Err(Error::BadAddress {
-                what: "B-tree node not 4096-aligned",
-                offset: off,
-            });
-        }
-        let z2 = self.to_zone2(off)?;
+        let z2 = node_zone2(self, off)?;
         let b = self.buffer(z2)?;
-        let i = (z2 & HAMMER_BUFMASK) as usize;
-        let bytes = &b[i..i + HAMMER_NODE_SIZE];
-        // Buffers are 8-byte aligned in practice; copy if one is not.
-        match HammerNodeOndisk::ref_from_bytes(bytes) {
-            Ok(n) => Ok(f(n)),
-            Err(_) => Ok(f(
-                &HammerNodeOndisk::read_from_bytes(bytes).expect("4096 bytes")
-            )),
-        }
+        Ok(on_node(&b[..], z2, f))
+    }
+
+    /// As `with_node`, but `f` may run under the buffer cache's lock (no
+    /// reference taken on the buffer): for searches whose closure only
+    /// looks at the node.
+    pub fn peek_node<R>(&self, off: u64, f: impl FnOnce(&HammerNodeOndisk) -> R) -> Result<R> {
+        let z2 = node_zone2(self, off)?;
+        self.peek_buffer(z2, |b| on_node(&b[..], z2, f))
     }
 
     /// Changes the node at `off` in place in its dirty buffer, then
@@ -125,6 +119,9 @@ impl NodeStore for VolumeSet {
     fn with_node<R>(&self, off: u64, f: impl FnOnce(&HammerNodeOndisk) -> R) -> Result<R> {
         VolumeSet::with_node(self, off, f)
     }
+    fn peek_node<R>(&self, off: u64, f: impl FnOnce(&HammerNodeOndisk) -> R) -> Result<R> {
+        VolumeSet::peek_node(self, off, f)
+    }
     fn modify<R>(&mut self, off: u64, f: impl FnOnce(&mut HammerNodeOndisk) -> R) -> Result<R> {
         self.modify_node(off, f)
     }
@@ -152,6 +149,9 @@ impl NodeStore for ReadOnlyStore<'_> {
     fn with_node<R>(&self, off: u64, f: impl FnOnce(&HammerNodeOndisk) -> R) -> Result<R> {
         self.0.with_node(off, f)
     }
+    fn peek_node<R>(&self, off: u64, f: impl FnOnce(&HammerNodeOndisk) -> R) -> Result<R> {
+        self.0.peek_node(off, f)
+    }
     fn modify<R>(&mut self, off: u64, _: impl FnOnce(&mut HammerNodeOndisk) -> R) -> Result<R> {
         Err(Error::BadAddress {
             what: "change through a read-only store",
@@ -174,5 +174,27 @@ impl NodeStore for ReadOnlyStore<'_> {
             what: "free through a read-only store",
             offset: off,
         })
+    }
+}
+
+/// The zone-2 address of the B-tree node at `off`, which must be aligned.
+fn node_zone2(set: &VolumeSet, off: u64) -> Result<u64> {
+    if off & (HAMMER_NODE_SIZE as u64 - 1) != 0 {
+        return Err(Error::BadAddress {
+            what: "B-tree node not 4096-aligned",
+            offset: off,
+        });
+    }
+    set.to_zone2(off)
+}
+
+/// Runs `f` on the node at `z2` inside its buffer's bytes `buf`.
+fn on_node<R>(buf: &[u8], z2: u64, f: impl FnOnce(&HammerNodeOndisk) -> R) -> R {
+    let i = (z2 & HAMMER_BUFMASK) as usize;
+    let bytes = &buf[i..i + HAMMER_NODE_SIZE];
+    // Buffers are 8-byte aligned in practice; copy if one is not.
+    match HammerNodeOndisk::ref_from_bytes(bytes) {
+        Ok(n) => f(n),
+        Err(_) => f(&HammerNodeOndisk::read_from_bytes(bytes).expect("4096 bytes")),
     }
 }

@@ -307,6 +307,26 @@ impl VolumeSet {
         Ok(b)
     }
 
+    /// Runs `f` on the 16 KiB buffer holding `zone2` without taking a
+    /// reference to it when it is cached. `f` may run under the buffer
+    /// cache's lock: it must not call back into the set.
+    pub(crate) fn peek_buffer<R>(
+        &self,
+        zone2: u64,
+        f: impl FnOnce(&[u8; BUFSIZE]) -> R,
+    ) -> Result<R> {
+        let aligned = zone2 & !HAMMER_BUFMASK;
+        let (vol, phys) = self.zone2_to_phys(aligned)?;
+        let vol_no = vol.vol_no();
+        if let Some(b) = self.dirty.get(&(vol_no, phys)) {
+            return Ok(f(b));
+        }
+        match self.cache.peek(vol_no, phys, f) {
+            Ok(r) => Ok(r),
+            Err(f) => Ok(f(&*self.buffer(aligned)?)),
+        }
+    }
+
     /// Reads `len` bytes at any readable address. Data may span buffers
     /// (records up to 64 KiB are contiguous in zone-2 space).
     pub fn read(&self, off: u64, len: usize) -> Result<Vec<u8>> {
