@@ -36,9 +36,13 @@ fn is_enospc(e: &Error) -> bool {
 }
 
 /// Writes 1 MiB files until the volume is full; returns how many fit.
+/// Each file's bytes are its own (a read served stale bytes shows).
 fn fill(fs: &mut Fs, prefix: &str) -> usize {
-    let chunk: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    let seed = prefix.bytes().map(usize::from).sum::<usize>();
     for i in 0.. {
+        let chunk: Vec<u8> = (0..1 << 20)
+            .map(|j| ((j + 7 * i + 13 * seed) % 251) as u8)
+            .collect();
         let name = format!("{prefix}{i:04}");
         let ino = match fs.create(1, name.as_bytes(), NewObject::File, 0o644, 0, 0) {
             Ok(a) => a.ino,
@@ -86,6 +90,12 @@ fn full_volume_without_history() {
         n / 2
     );
     fs.sync().unwrap();
+    // The new files took the freed files' space: what this process reads
+    // (its caches held the old bytes there) is what the disk holds.
+    let live = dump(&fs, HAMMER_MAX_TID);
+    drop(fs);
+    let fs = Fs::open(std::slice::from_ref(&path), true).unwrap();
+    assert_eq!(dump(&fs, HAMMER_MAX_TID), live, "reads after reusing space");
     let mut set = fs.into_volumes();
     check_volume(&mut set);
 }
@@ -382,6 +392,128 @@ fn rewrites_between_flushes_take_one_record_per_block() {
         "5000 rewrites of a 1 MiB file took {used} big-blocks"
     );
     assert!(fs.read(ino, 0, 1 << 20, HAMMER_MAX_TID).unwrap() == model);
+    let mut set = fs.into_volumes();
+    check_volume(&mut set);
+}
+
+/// A device whose write-behind holds blocks until `drain`, and whose next
+/// drain can be told to lose them and fail (a write error reported late).
+struct LaggingDevice {
+    inner: hammer_engine::MemDevice,
+    queued: std::sync::Mutex<Vec<(Arc<hammer_engine::device::DataBlock>, u64)>>,
+    fail_next_drain: std::sync::atomic::AtomicBool,
+}
+
+impl Device for LaggingDevice {
+    fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+        self.inner.read_at(buf, off)
+    }
+    fn write_at(&self, buf: &[u8], off: u64) -> std::io::Result<()> {
+        self.inner.write_at(buf, off)
+    }
+    fn write_behind(
+        &self,
+        block: Arc<hammer_engine::device::DataBlock>,
+        off: u64,
+    ) -> std::io::Result<()> {
+        self.queued.lock().unwrap().push((block, off));
+        Ok(())
+    }
+    fn drain(&self) -> std::io::Result<()> {
+        let queued = std::mem::take(&mut *self.queued.lock().unwrap());
+        if self
+            .fail_next_drain
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(std::io::Error::from_raw_os_error(libc::EIO));
+        }
+        for (b, off) in queued {
+            self.inner.write_at(b.bytes(), off)?;
+        }
+        Ok(())
+    }
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn kind(&self) -> &'static str {
+        "REGFILE"
+    }
+}
+
+/// Whole blocks go to the device's write-behind as they are written: they
+/// read back before the flush (from memory, the device has nothing yet),
+/// a write-behind that fails is written again by the flush, and after it
+/// every byte is on the device.
+#[test]
+fn write_behind_reads_back_and_survives_a_lost_write() {
+    let t = tempfile::tempdir().unwrap();
+    let path = small_volume(t.path(), 256 << 20);
+    let dev = Arc::new(LaggingDevice {
+        inner: hammer_engine::MemDevice::from_vec(std::fs::read(&path).unwrap()),
+        queued: Default::default(),
+        fail_next_drain: Default::default(),
+    });
+    let mut fs = open_crash(dev.clone()).unwrap();
+    let ino = fs
+        .create(1, b"f", NewObject::File, 0o644, 0, 0)
+        .unwrap()
+        .ino;
+    // 16 KiB blocks below 1 MiB, 64 KiB blocks above; the last one in part.
+    let mut rng = Rng(11);
+    let data: Vec<u8> = (0..(3 << 20) + 5000).map(|_| rng.next() as u8).collect();
+    for c in data.chunks(128 << 10) {
+        let off = (c.as_ptr() as usize - data.as_ptr() as usize) as u64;
+        assert_eq!(fs.write(ino, off, c).unwrap(), c.len());
+    }
+    assert!(
+        !dev.queued.lock().unwrap().is_empty(),
+        "whole blocks were handed to the write-behind"
+    );
+    let len = data.len();
+    assert!(fs.read(ino, 0, len, HAMMER_MAX_TID).unwrap() == data);
+    dev.fail_next_drain
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    fs.sync().unwrap();
+    assert!(fs.read(ino, 0, len, HAMMER_MAX_TID).unwrap() == data);
+    drop(fs);
+    let copy: Arc<dyn Device> = Arc::new(hammer_engine::MemDevice::from_vec(dev.inner.snapshot()));
+    let fs = open_crash(copy).unwrap();
+    assert!(
+        fs.read(ino, 0, len, HAMMER_MAX_TID).unwrap() == data,
+        "every byte on the device after the flush"
+    );
+    let mut set = fs.into_volumes();
+    check_volume(&mut set);
+}
+
+/// A file rewritten whole many times between flushes: only its first
+/// rewrite is stored at once, the rest wait in memory, so the transaction
+/// takes the file's size in new space, not one copy per rewrite.
+#[test]
+fn whole_rewrites_between_flushes_take_space_once() {
+    let t = tempfile::tempdir().unwrap();
+    let path = small_volume(t.path(), 400 << 20);
+    let mut fs = Fs::open(std::slice::from_ref(&path), false).unwrap();
+    let ino = fs
+        .create(1, b"f", NewObject::File, 0o644, 0, 0)
+        .unwrap()
+        .ino;
+    fs.write(ino, 0, &vec![1u8; 1 << 20]).unwrap();
+    fs.sync().unwrap();
+    let free_before = fs.volumes().header().vol0_stat_freebigblocks;
+    for i in 0..100u8 {
+        fs.write(ino, 0, &vec![i; 1 << 20]).unwrap();
+    }
+    fs.sync().unwrap();
+    let used = free_before - fs.volumes().header().vol0_stat_freebigblocks;
+    assert!(
+        used <= 1,
+        "100 whole rewrites of a 1 MiB file took {used} big-blocks"
+    );
+    assert!(fs.read(ino, 0, 1 << 20, HAMMER_MAX_TID).unwrap() == vec![99u8; 1 << 20]);
     let mut set = fs.into_volumes();
     check_volume(&mut set);
 }

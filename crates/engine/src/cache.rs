@@ -139,6 +139,156 @@ impl BufferCache {
     }
 }
 
+/// A file data record's bytes, shared without copying: a block this
+/// process wrote (write-behind) or a record read from disk.
+#[derive(Clone)]
+pub enum RecordBytes {
+    Block(Arc<crate::device::DataBlock>, usize),
+    Read(Arc<Vec<u8>>),
+}
+
+impl std::ops::Deref for RecordBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            RecordBytes::Block(b, len) => &b.bytes()[..*len],
+            RecordBytes::Read(v) => v,
+        }
+    }
+}
+
+struct RecordSlot {
+    bytes: RecordBytes,
+    /// The record's CRC as the tree gave it, when the bytes came from disk
+    /// and were checked against it; None for blocks written here.
+    crc: Option<u32>,
+    referenced: bool,
+    generation: u64,
+}
+
+#[derive(Default)]
+struct RecordInner {
+    map: std::collections::BTreeMap<(u32, u64), RecordSlot>,
+    /// CLOCK order: (key, generation); entries replaced or invalidated
+    /// since are skipped when the hand reaches them.
+    clock: std::collections::VecDeque<((u32, u64), u64)>,
+    bytes: usize,
+    generation: u64,
+}
+
+/// Whole file data records, already checked, by (volume, device offset):
+/// a 4 KiB read inside a 64 KiB record neither reads nor checks the record
+/// again, and data just written reads back from memory. Bounded in bytes;
+/// every write to data space drops what it overlaps (`invalidate`).
+pub struct RecordCache {
+    inner: Mutex<RecordInner>,
+    capacity: usize,
+}
+
+/// The longest record (HAMMER_XBUFSIZE): how far back an overlapping
+/// entry can start.
+const MAX_RECORD: u64 = 65536;
+
+impl RecordCache {
+    pub fn new(bytes: usize) -> RecordCache {
+        RecordCache {
+            inner: Mutex::new(RecordInner::default()),
+            capacity: bytes,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RecordInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The record of `len` bytes at `key` whose CRC is `crc`, if held.
+    pub fn get(&self, key: (u32, u64), len: usize, crc: u32) -> Option<RecordBytes> {
+        let mut g = self.lock();
+        let slot = g.map.get_mut(&key)?;
+        if slot.bytes.len() < len || slot.crc.is_some_and(|c| c != crc) {
+            return None;
+        }
+        slot.referenced = true;
+        Some(match &slot.bytes {
+            RecordBytes::Block(b, _) => RecordBytes::Block(b.clone(), len),
+            RecordBytes::Read(v) if v.len() == len => RecordBytes::Read(v.clone()),
+            RecordBytes::Read(_) => return None,
+        })
+    }
+
+    pub fn insert(&self, key: (u32, u64), bytes: RecordBytes, crc: Option<u32>) {
+        let len = bytes.len();
+        if len == 0 || len > self.capacity {
+            return;
+        }
+        let mut g = self.lock();
+        g.generation += 1;
+        let generation = g.generation;
+        if let Some(old) = g.map.insert(
+            key,
+            RecordSlot {
+                bytes,
+                crc,
+                referenced: false,
+                generation,
+            },
+        ) {
+            g.bytes -= old.bytes.len();
+        }
+        g.bytes += len;
+        g.clock.push_back((key, generation));
+        while g.bytes > self.capacity {
+            let Some((k, gen)) = g.clock.pop_front() else {
+                break;
+            };
+            let Some(slot) = g.map.get_mut(&k) else {
+                continue;
+            };
+            if slot.generation != gen {
+                continue;
+            }
+            if slot.referenced {
+                slot.referenced = false;
+                g.clock.push_back((k, gen));
+                continue;
+            }
+            if let Some(old) = g.map.remove(&k) {
+                g.bytes -= old.bytes.len();
+            }
+        }
+    }
+
+    /// Drops every record overlapping device bytes `[from, to)` of volume
+    /// `vol` (that space is being written).
+    pub fn invalidate(&self, vol: u32, from: u64, to: u64) {
+        let mut g = self.lock();
+        if g.map.is_empty() {
+            return;
+        }
+        let lo = from.saturating_sub(MAX_RECORD - 1);
+        let gone: Vec<(u32, u64)> = g
+            .map
+            .range((vol, lo)..(vol, to))
+            .filter(|(k, s)| k.1 + s.bytes.len() as u64 > from)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in gone {
+            if let Some(old) = g.map.remove(&k) {
+                g.bytes -= old.bytes.len();
+            }
+        }
+        if g.clock.len() > 2 * g.map.len() + 1024 {
+            // Keep the hand's queue from growing with invalidated entries.
+            let RecordInner { map, clock, .. } = &mut *g;
+            clock.retain(|(k, gen)| map.get(k).is_some_and(|s| s.generation == *gen));
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +301,35 @@ mod tests {
         }
         assert!(c.len() <= 16);
         assert_eq!(c.get(0, 99 * BUFSIZE as u64).unwrap()[0], 99);
+    }
+
+    fn rec(byte: u8, len: usize) -> RecordBytes {
+        RecordBytes::Read(Arc::new(vec![byte; len]))
+    }
+
+    #[test]
+    fn records_bounded_checked_and_invalidated() {
+        let c = RecordCache::new(4 * 65536);
+        for i in 0..10u64 {
+            c.insert((0, i * 65536), rec(i as u8, 65536), Some(i as u32));
+            assert!(c.bytes() <= 4 * 65536);
+        }
+        let hit = c.get((0, 9 * 65536), 65536, 9).expect("newest kept");
+        assert_eq!(hit[0], 9);
+        // Another CRC or a longer record than held is a miss.
+        assert!(c.get((0, 9 * 65536), 65536, 8).is_none());
+        assert!(c.get((0, 9 * 65536), 65537, 9).is_none());
+        // Writing any byte a record covers drops it, and only it.
+        c.insert((1, 16384), rec(1, 16384), None);
+        c.insert((1, 65536), rec(2, 65536), None);
+        c.invalidate(1, 32768 - 1, 32768);
+        assert!(c.get((1, 16384), 16384, 0).is_none());
+        assert!(c.get((1, 65536), 65536, 0).is_some());
+        c.invalidate(1, 65536 + 65535, 65536 + 65536);
+        assert!(c.get((1, 65536), 65536, 0).is_none());
+        assert!(
+            c.get((0, 9 * 65536), 65536, 9).is_some(),
+            "other volume kept"
+        );
     }
 }

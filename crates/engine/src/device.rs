@@ -5,7 +5,54 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt};
-use std::sync::RwLock;
+use std::sync::{mpsc, Arc, Condvar, Mutex, RwLock};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// One 4 KiB page, aligned as O_DIRECT wants it.
+#[repr(C, align(4096))]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
+struct Page([u8; 4096]);
+
+/// Record data on its way to disk: whole 4 KiB pages in 4 KiB-aligned
+/// memory, so an O_DIRECT write takes it as it is, without a staging copy.
+pub struct DataBlock {
+    pages: Vec<Page>,
+}
+
+impl DataBlock {
+    /// A copy of `src`, which must be a whole number of 4 KiB pages.
+    pub fn from_bytes(src: &[u8]) -> Option<DataBlock> {
+        if !src.len().is_multiple_of(4096) {
+            return None;
+        }
+        let n = src.len() / 4096;
+        let mut pages: Vec<Page> = Vec::with_capacity(n);
+        // SAFETY: the spare capacity holds at least `n` pages, i.e.
+        // `src.len()` bytes; the copy initialises every byte of the first
+        // `n` pages (any bit pattern is a valid `Page`) before `set_len`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                src.as_ptr(),
+                pages.spare_capacity_mut().as_mut_ptr() as *mut u8,
+                src.len(),
+            );
+            pages.set_len(n);
+        }
+        Some(DataBlock { pages })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        self.pages.as_bytes()
+    }
+
+    pub fn len(&self) -> usize {
+        self.pages.len() * 4096
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+}
 
 /// A volume's backing store: positioned reads and writes, a size, a barrier.
 pub trait Device: Send + Sync {
@@ -21,6 +68,18 @@ pub trait Device: Send + Sync {
             self.write_at(b, at)?;
             at += b.len() as u64;
         }
+        Ok(())
+    }
+    /// Starts writing `block` at `off`: it may still be in flight when
+    /// this returns (the block is kept alive until it is written). `drain`
+    /// waits for every write started so. Devices without a writer of their
+    /// own write at once.
+    fn write_behind(&self, block: Arc<DataBlock>, off: u64) -> io::Result<()> {
+        self.write_at(block.bytes(), off)
+    }
+    /// Waits until every `write_behind` has reached the device; returns the
+    /// first error any of them met (then forgotten: the caller writes again).
+    fn drain(&self) -> io::Result<()> {
         Ok(())
     }
     /// Size in bytes.
@@ -43,8 +102,118 @@ pub struct FileDevice {
     /// The aligned copy O_DIRECT writes go from, kept between writes (a
     /// fresh one would cost its page faults every time).
     staging: std::sync::Mutex<Staging>,
+    /// The thread that writes data blocks while the caller goes on
+    /// (`write_behind`), started on first use.
+    behind: Mutex<Option<Behind>>,
     size: u64,
     kind: &'static str,
+}
+
+/// A write-behind thread and what it owes.
+struct Behind {
+    tx: Option<mpsc::Sender<(Arc<DataBlock>, u64)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    state: Arc<BehindState>,
+}
+
+/// Writes queued and not yet done, and the first error met.
+#[derive(Default)]
+struct BehindState {
+    owed: Mutex<(usize, Option<io::Error>)>,
+    done: Condvar,
+}
+
+/// The most one write-behind system call carries (adjacent blocks are
+/// joined up to this).
+const BEHIND_RUN: usize = 4 << 20;
+
+/// The write-behind thread: takes blocks in the order they were queued,
+/// joins those adjacent on disk, writes them through O_DIRECT (the plain
+/// descriptor if the kernel refuses), and reports each write done.
+fn behind_loop(
+    rx: mpsc::Receiver<(Arc<DataBlock>, u64)>,
+    direct: File,
+    plain: File,
+    state: Arc<BehindState>,
+) {
+    let mut next: Option<(Arc<DataBlock>, u64)> = None;
+    loop {
+        let first = match next.take() {
+            Some(j) => j,
+            None => match rx.recv() {
+                Ok(j) => j,
+                Err(_) => return,
+            },
+        };
+        let off = first.1;
+        let mut total = first.0.len();
+        let mut run = vec![first.0];
+        while total < BEHIND_RUN {
+            match rx.try_recv() {
+                Ok(j) if j.1 == off + total as u64 => {
+                    total += j.0.len();
+                    run.push(j.0);
+                }
+                Ok(j) => {
+                    next = Some(j);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let bufs: Vec<&[u8]> = run.iter().map(|b| b.bytes()).collect();
+        let r = match pwritev_all(&direct, &bufs, off) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => pwritev_all(&plain, &bufs, off),
+            r => r,
+        };
+        let mut g = state.owed.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 -= run.len();
+        if let Err(e) = r {
+            g.1.get_or_insert(e);
+        }
+        state.done.notify_all();
+    }
+}
+
+/// Writes the buffers one after another from `off` with `pwritev`,
+/// finishing a short write.
+fn pwritev_all(file: &File, bufs: &[&[u8]], off: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    let iov: Vec<libc::iovec> = bufs
+        .iter()
+        .map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut _,
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: the iovecs point into live slices for the whole call.
+    let n = unsafe {
+        libc::pwritev(
+            file.as_raw_fd(),
+            iov.as_ptr(),
+            iov.len() as i32,
+            off as libc::off_t,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if (n as usize) < total {
+        // A short write: finish the rest plainly.
+        let mut skip = n as usize;
+        let mut at = off + n as u64;
+        for b in bufs {
+            if skip >= b.len() {
+                skip -= b.len();
+                continue;
+            }
+            file.write_all_at(&b[skip..], at)?;
+            at += (b.len() - skip) as u64;
+            skip = 0;
+        }
+    }
+    Ok(())
 }
 
 /// A 4 KiB-aligned byte buffer.
@@ -134,6 +303,7 @@ impl FileDevice {
                 ptr: std::ptr::null_mut(),
                 len: 0,
             }),
+            behind: Mutex::new(None),
             size,
             kind,
         })
@@ -173,6 +343,24 @@ impl FileDevice {
     }
 }
 
+impl Drop for FileDevice {
+    /// Every write-behind reaches the device before the descriptors (and
+    /// the volume lock with them) go.
+    fn drop(&mut self) {
+        let b = self
+            .behind
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(mut b) = b {
+            drop(b.tx.take());
+            if let Some(t) = b.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
 fn block_device_size(file: &File) -> io::Result<u64> {
     use std::io::{Seek, SeekFrom};
     let mut f = file;
@@ -191,46 +379,59 @@ impl Device for FileDevice {
         self.file.write_all_at(buf, off)
     }
     fn write_vectored_at(&self, bufs: &[&[u8]], off: u64) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         crate::stats::DISK_WRITE_BYTES.add(total as u64);
         if self.write_direct(bufs, total, off)? {
             return Ok(());
         }
-        let iov: Vec<libc::iovec> = bufs
-            .iter()
-            .map(|b| libc::iovec {
-                iov_base: b.as_ptr() as *mut _,
-                iov_len: b.len(),
-            })
-            .collect();
-        // SAFETY: the iovecs point into live slices for the whole call.
-        let n = unsafe {
-            libc::pwritev(
-                self.file.as_raw_fd(),
-                iov.as_ptr(),
-                iov.len() as i32,
-                off as libc::off_t,
-            )
+        pwritev_all(&self.file, bufs, off)
+    }
+    fn write_behind(&self, block: Arc<DataBlock>, off: u64) -> io::Result<()> {
+        let Some(direct) = &self.direct else {
+            return self.write_at(block.bytes(), off);
         };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
+        if !off.is_multiple_of(DIRECT_ALIGN as u64) {
+            return self.write_at(block.bytes(), off);
         }
-        if (n as usize) < total {
-            // A short write: finish the rest plainly.
-            let mut skip = n as usize;
-            let mut at = off + n as u64;
-            for b in bufs {
-                if skip >= b.len() {
-                    skip -= b.len();
-                    continue;
-                }
-                self.file.write_all_at(&b[skip..], at)?;
-                at += (b.len() - skip) as u64;
-                skip = 0;
-            }
+        crate::stats::DISK_WRITE_BYTES.add(block.len() as u64);
+        let mut g = self.behind.lock().unwrap_or_else(|e| e.into_inner());
+        if g.is_none() {
+            let state = Arc::new(BehindState::default());
+            let (tx, rx) = mpsc::channel();
+            let (d, p) = (direct.try_clone()?, self.file.try_clone()?);
+            let st = state.clone();
+            let thread = std::thread::Builder::new()
+                .name("hammer-wb".into())
+                .spawn(move || behind_loop(rx, d, p, st))?;
+            *g = Some(Behind {
+                tx: Some(tx),
+                thread: Some(thread),
+                state,
+            });
+        }
+        let b = g.as_mut().expect("started above");
+        b.state.owed.lock().unwrap_or_else(|e| e.into_inner()).0 += 1;
+        let tx = b.tx.as_ref().expect("taken only when the device drops");
+        if let Err(mpsc::SendError((block, off))) = tx.send((block, off)) {
+            // The thread is gone (only a panic ends it early): write here.
+            b.state.owed.lock().unwrap_or_else(|e| e.into_inner()).0 -= 1;
+            return self.file.write_all_at(block.bytes(), off);
         }
         Ok(())
+    }
+    fn drain(&self) -> io::Result<()> {
+        let state = match &*self.behind.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(b) => b.state.clone(),
+            None => return Ok(()),
+        };
+        let mut g = state.owed.lock().unwrap_or_else(|e| e.into_inner());
+        while g.0 > 0 {
+            g = state.done.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        match g.1.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
     fn size(&self) -> u64 {
         self.size

@@ -330,7 +330,7 @@ impl VolumeSet {
         }
         let durable = self.header_durable();
         let header_changed = durable.as_bytes() != self.header().as_bytes();
-        if self.dirty.is_empty() && !header_changed {
+        if self.dirty.is_empty() && self.behind.is_empty() && !header_changed {
             return Ok(0);
         }
         let mut fw = self.fifo_writer()?;
@@ -369,6 +369,9 @@ impl VolumeSet {
         let undo_bytes = fw.used();
         // 1. Data buffers and the FIFO, then a barrier.
         let mut touched = std::collections::BTreeSet::new();
+        // Data already on its way (write-behind) first: a dirty buffer of
+        // the same space, written below, must land after it.
+        self.settle_behind(&mut touched)?;
         let data_keys: Vec<(u32, u64)> = self
             .dirty
             .keys()
@@ -405,6 +408,7 @@ impl VolumeSet {
         }
         self.fl.orig.clear();
         self.fl.meta.clear();
+        self.forget_behind();
         self.fl.header_durable = Some(*self.header());
         self.fl.next_seq = Some(fw.seq);
         self.fl.redo_start = None;

@@ -148,6 +148,11 @@ pub struct Fs {
     dirty_blocks: BTreeMap<(u32, i64, u64), Vec<u8>>,
     /// When each dirty block was first written (its place in the flush).
     block_order: std::collections::HashMap<(u32, i64, u64), u64>,
+    /// Blocks already stored whole in this transaction. Written whole
+    /// again, they wait in `dirty_blocks` instead: the space of a record
+    /// replaced within a transaction only comes back after its flush, so
+    /// storing each rewrite at once would take new space every time.
+    stored_whole: std::collections::HashSet<(u32, i64, u64)>,
     block_seq: u64,
     dirty_block_bytes: u64,
     /// Clock override for tests (microseconds).
@@ -234,6 +239,7 @@ impl Fs {
             time_index: None,
             dirty_blocks: BTreeMap::new(),
             block_order: Default::default(),
+            stored_whole: Default::default(),
             block_seq: 0,
             dirty_block_bytes: 0,
             clock: None,
@@ -571,7 +577,7 @@ impl Fs {
             if start >= end || start + len <= off {
                 continue;
             }
-            let data = self.record_data(&e)?;
+            let data = self.set.file_data(&e)?;
             let a = start.max(off);
             let b = (start + len).min(end);
             out[(a - off) as usize..(b - off) as usize]
@@ -1290,7 +1296,6 @@ impl Fs {
             let n = (bstart + bsize).min(end) - pos;
             let src = &data[(pos - off) as usize..(pos - off + n) as usize];
             let key = (self.pfs_lo, ino, bstart);
-            let mut filled = false;
             if !self.dirty_blocks.contains_key(&key) {
                 // The block becomes a new record at the flush: make sure the
                 // space will be there, so the flush cannot run out of it.
@@ -1305,13 +1310,34 @@ impl Fs {
                     return Ok(written as usize);
                 }
                 let whole = pos == bstart && end >= bstart + bsize;
-                // A block written whole needs nothing of its old contents;
-                // otherwise start from what it holds now (zeros past EOF).
+                if whole && self.stored_whole.insert(key) {
+                    // A block written whole becomes its record now: its
+                    // data goes to the disk's write-behind while the caller
+                    // goes on, instead of waiting in memory for the flush
+                    // (the record itself is in the tree's dirty buffers,
+                    // part of the same transaction as before).
+                    match self.put_block(ino, bstart, bsize, src, new_size) {
+                        Ok(()) => {}
+                        Err(Error::Fs(FsError::NoSpace)) if pos > off => {
+                            // Keep what fit; report the short write.
+                            let di = self.dirty(ino)?;
+                            di.size = di.size.max(pos);
+                            return Ok((pos - off) as usize);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    pos += n;
+                    if pos < end && self.pending_bytes() > MAX_DIRTY_BYTES {
+                        let di = self.dirty(ino)?;
+                        di.size = di.size.max(pos);
+                        self.sync()?;
+                    }
+                    continue;
+                }
+                // A block written in part starts from what it holds now
+                // (zeros past EOF); one written whole needs none of it.
                 let mut block = if whole {
-                    // The new bytes are the whole block: no zeroing, no
-                    // second copy.
-                    filled = true;
-                    src.to_vec()
+                    Vec::with_capacity(bsize as usize)
                 } else {
                     self.read(ino, bstart, bsize as usize, HAMMER_MAX_TID)?
                 };
@@ -1320,13 +1346,11 @@ impl Fs {
                 self.note_block_order(key);
                 self.dirty_block_bytes += bsize;
             }
-            if !filled {
-                let block = self.dirty_blocks.get_mut(&key).expect("inserted");
-                let at = (pos - bstart) as usize;
-                block[at..at + n as usize].copy_from_slice(src);
-            }
+            let block = self.dirty_blocks.get_mut(&key).expect("inserted");
+            let at = (pos - bstart) as usize;
+            block[at..at + n as usize].copy_from_slice(src);
             pos += n;
-            if pos < end && self.dirty_block_bytes > MAX_DIRTY_BYTES {
+            if pos < end && self.pending_bytes() > MAX_DIRTY_BYTES {
                 // A long write becomes several flushes, each with the size
                 // written so far.
                 let di = self.dirty(ino)?;
@@ -1562,11 +1586,18 @@ impl Fs {
         self.set.flush()?;
         self.tid = None;
         self.redo_ops.clear();
+        self.stored_whole.clear();
         let now = (self.now() / 1_000_000) as u32;
         if let Some(index) = self.time_index.as_mut() {
             index.insert(tid, now);
         }
         Ok(tid)
+    }
+
+    /// File data held in memory until the next flush: blocks written in
+    /// part, and whole blocks already stored and being written behind.
+    fn pending_bytes(&self) -> u64 {
+        self.dirty_block_bytes + self.set.behind_bytes()
     }
 
     /// Flushes early when the pending change would not fit comfortably in
@@ -1577,7 +1608,7 @@ impl Fs {
             & HAMMER_OFF_LONG_MASK;
         // Worst case per metadata buffer: all of it logged, plus record heads.
         let undo_worst = self.set.dirty_meta_buffers() as u64 * (HAMMER_BUFSIZE + 2048);
-        let memory = self.set.dirty_buffers() as u64 * HAMMER_BUFSIZE + self.dirty_block_bytes;
+        let memory = self.set.dirty_buffers() as u64 * HAMMER_BUFSIZE + self.pending_bytes();
         if undo_worst * 2 > fifo || memory > MAX_DIRTY_BYTES {
             self.sync()?;
         }

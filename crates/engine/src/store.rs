@@ -3,7 +3,7 @@
 //! buffers, with the version's CRC kept right on every change.
 
 use crate::btree::NodeStore;
-use crate::cache::BUFSIZE;
+use crate::cache::{RecordBytes, BUFSIZE};
 use crate::error::{Error, Result};
 use crate::volume::VolumeSet;
 use hammer_ondisk::*;
@@ -11,6 +11,47 @@ use std::sync::Arc;
 use zerocopy::{FromBytes, IntoBytes};
 
 impl VolumeSet {
+    /// A file data record's bytes (`record_data`), through the record
+    /// cache: held whole in memory after the first read, and shared, not
+    /// copied.
+    pub fn file_data(&self, e: &HammerBtreeLeafElm) -> Result<RecordBytes> {
+        let zone = zone_of(e.data_offset);
+        let len = e.data_len.max(0) as usize;
+        if len == 0
+            || e.data_len as u64 > HAMMER_XBUFSIZE
+            || (zone != HAMMER_ZONE_LARGE_DATA_INDEX && zone != HAMMER_ZONE_SMALL_DATA_INDEX)
+        {
+            return Ok(RecordBytes::Read(Arc::new(self.record_data(e)?)));
+        }
+        let z2 = self.to_zone2(e.data_offset)?;
+        let key = {
+            let (v, p) = self.zone2_to_phys(z2)?;
+            (v.vol_no(), p)
+        };
+        // Bytes changed in place since (a dirty buffer) win over both
+        // the write-behind block and the cache: read them the plain way.
+        let overlaid = !self.dirty.is_empty()
+            && self
+                .dirty
+                .range((key.0, key.1 & !HAMMER_BUFMASK)..(key.0, key.1 + len as u64))
+                .next()
+                .is_some();
+        if overlaid {
+            return Ok(RecordBytes::Read(Arc::new(self.record_data(e)?)));
+        }
+        if let Some((b, 0)) = self.behind_block(key.0, key.1) {
+            if b.len() >= len {
+                return Ok(RecordBytes::Block(b.clone(), len));
+            }
+        }
+        if let Some(r) = self.records.get(key, len, e.data_crc) {
+            return Ok(r);
+        }
+        let r = RecordBytes::Read(Arc::new(self.record_data(e)?));
+        self.records.insert(key, r.clone(), Some(e.data_crc));
+        Ok(r)
+    }
+
     /// A leaf's record data, bounds- and CRC-checked.
     pub fn record_data(&self, e: &HammerBtreeLeafElm) -> Result<Vec<u8>> {
         if e.data_len < 0 || e.data_len as u64 > HAMMER_XBUFSIZE {
@@ -101,6 +142,10 @@ impl VolumeSet {
             let (v, p) = self.zone2_to_phys(aligned)?;
             (v.vol_no(), p)
         };
+        let zone = zone_of(off);
+        if zone == HAMMER_ZONE_LARGE_DATA_INDEX || zone == HAMMER_ZONE_SMALL_DATA_INDEX {
+            self.records.invalidate(vol_no, phys, phys + BUFSIZE as u64);
+        }
         let mut buf = match self.dirty.remove(&(vol_no, phys)) {
             Some(b) => b,
             None => {

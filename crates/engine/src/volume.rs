@@ -5,8 +5,8 @@
 //! translation can trust `vol_buf_beg`/`vol_buf_end`. Reads go through a
 //! bounded buffer cache in 16 KiB units.
 
-use crate::cache::{Buffer, BufferCache, BUFSIZE};
-use crate::device::{Device, FileDevice};
+use crate::cache::{Buffer, BufferCache, RecordCache, BUFSIZE};
+use crate::device::{DataBlock, Device, FileDevice};
 use crate::error::{Error, Result};
 use hammer_ondisk::*;
 use std::sync::Arc;
@@ -51,9 +51,23 @@ pub struct VolumeSet {
     /// Volume numbers in the order the volumes were given.
     order: Vec<u32>,
     pub(crate) cache: BufferCache,
+    /// Whole file data records, checked (half of the cache budget).
+    pub(crate) records: RecordCache,
     /// Buffers changed in memory and not yet written, by (volume, device
     /// offset). Copy-on-write: readers holding an older `Buffer` keep it.
     pub(crate) dirty: std::collections::BTreeMap<(u32, u64), Buffer>,
+    /// Record data in fresh space, handed to the devices' write-behind
+    /// when it was stored (`write_fresh`) and kept here, by (volume, device
+    /// offset), until the flush that makes it reachable is over: reads in
+    /// between find it here, and a flush waits for these writes before its
+    /// first barrier. They skip the buffer cache (file data is the kernel
+    /// page cache's to keep).
+    pub(crate) behind: std::collections::BTreeMap<(u32, u64), Arc<DataBlock>>,
+    /// Bytes held in `behind`.
+    pub(crate) behind_bytes: u64,
+    /// A write-behind failed: the next flush writes every block in
+    /// `behind` again itself.
+    pub(crate) behind_failed: bool,
     pub(crate) writable: bool,
     /// What the flusher needs to know about the dirty buffers.
     pub(crate) fl: crate::flush::FlushState,
@@ -120,8 +134,12 @@ impl VolumeSet {
         let mut set = VolumeSet {
             vols: (0..HAMMER_MAX_VOLUMES).map(|_| None).collect(),
             order: Vec::new(),
-            cache: BufferCache::new(opts.cache_bytes),
+            cache: BufferCache::new(opts.cache_bytes - opts.cache_bytes / 2),
+            records: RecordCache::new(opts.cache_bytes / 2),
             dirty: Default::default(),
+            behind: Default::default(),
+            behind_bytes: 0,
+            behind_failed: false,
             writable: opts.writable,
             fl: Default::default(),
             nomirror: false,
@@ -287,6 +305,9 @@ impl VolumeSet {
         if let Some(b) = self.dirty.get(&(vol_no, phys)) {
             return Ok(b.clone());
         }
+        if let Some(b) = self.behind_buffer(vol_no, phys) {
+            return Ok(b);
+        }
         if let Some(b) = self.cache.get(vol_no, phys) {
             return Ok(b);
         }
@@ -321,10 +342,45 @@ impl VolumeSet {
         if let Some(b) = self.dirty.get(&(vol_no, phys)) {
             return Ok(f(b));
         }
+        if let Some(b) = self.behind_buffer(vol_no, phys) {
+            return Ok(f(&b));
+        }
         match self.cache.peek(vol_no, phys, f) {
             Ok(r) => Ok(r),
             Err(f) => Ok(f(&*self.buffer(aligned)?)),
         }
+    }
+
+    /// The write-behind block holding the 16 KiB buffer at device offset
+    /// `phys` of volume `vol_no`, if any.
+    pub(crate) fn behind_block(&self, vol_no: u32, phys: u64) -> Option<(&Arc<DataBlock>, usize)> {
+        if self.behind.is_empty() {
+            return None;
+        }
+        let (&(v, start), b) = self.behind.range(..=(vol_no, phys)).next_back()?;
+        (v == vol_no && phys < start + b.len() as u64).then(|| (b, (phys - start) as usize))
+    }
+
+    /// A copy of the 16 KiB buffer at `phys` when write-behind data covers
+    /// it (rare: data is read back before its flush is over).
+    fn behind_buffer(&self, vol_no: u32, phys: u64) -> Option<Buffer> {
+        let (b, at) = self.behind_block(vol_no, phys)?;
+        let bytes = b.bytes().get(at..at + BUFSIZE)?;
+        Some(crate::cache::buffer_from(bytes))
+    }
+
+    /// Whether write-behind data overlaps device bytes `[from, to)`.
+    pub(crate) fn behind_overlaps(&self, vol_no: u32, from: u64, to: u64) -> bool {
+        if self.behind.is_empty() {
+            return false;
+        }
+        if self.behind_block(vol_no, from).is_some() {
+            return true;
+        }
+        self.behind
+            .range((vol_no, from)..(vol_no, to))
+            .next()
+            .is_some()
     }
 
     /// Reads `len` bytes at any readable address. Data may span buffers
@@ -377,6 +433,7 @@ impl VolumeSet {
             .range((vol_no, first)..=(vol_no, last))
             .next()
             .is_some()
+            || self.behind_overlaps(vol_no, first, last + BUFSIZE as u64)
         {
             return Ok(None);
         }

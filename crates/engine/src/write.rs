@@ -6,6 +6,7 @@
 //! lands, every new block sits in space the old freemap calls free.
 
 use crate::cache::{Buffer, BUFSIZE};
+use crate::device::DataBlock;
 use crate::error::{Error, Result};
 use crate::volume::VolumeSet;
 use hammer_ondisk::*;
@@ -51,6 +52,7 @@ impl VolumeSet {
         self.check_writable()?;
         let (v, p) = self.zone2_to_phys(zone2_aligned & !HAMMER_BUFMASK)?;
         let key = (v.vol_no(), p);
+        self.records.invalidate(key.0, p, p + BUFSIZE as u64);
         self.note_dirty(key, None, HAMMER_ZONE_LARGE_DATA_INDEX);
         self.dirty.insert(key, content);
         Ok(())
@@ -58,15 +60,127 @@ impl VolumeSet {
 
     /// Writes data into freshly allocated space: whole aligned 16 KiB
     /// buffers are filled without reading what the disk held there.
+    ///
+    /// Whole aligned buffers of record data (zones 10 and 11) go to the
+    /// device's write-behind at once, from one aligned copy: the disk works
+    /// while the caller goes on, and the flush only waits for them. Until
+    /// that flush is over they are read from `behind`.
     pub fn write_fresh(&mut self, off: u64, data: &[u8]) -> Result<()> {
         if off & HAMMER_BUFMASK != 0 || !data.len().is_multiple_of(BUFSIZE) {
             return self.write(off, data);
+        }
+        let zone = zone_of(off);
+        if !data.is_empty()
+            && (zone == HAMMER_ZONE_LARGE_DATA_INDEX || zone == HAMMER_ZONE_SMALL_DATA_INDEX)
+        {
+            self.check_writable()?;
+            let z2 = self.to_zone2(off)?;
+            let last = self.to_zone2(off + data.len() as u64 - 1)?;
+            let (vol_no, phys) = {
+                let (v, p) = self.zone2_to_phys(z2)?;
+                (v.vol_no(), p)
+            };
+            let (lvol, lphys) = {
+                let (v, p) = self.zone2_to_phys(last)?;
+                (v.vol_no(), p)
+            };
+            // One contiguous run on one device (a record never crosses a
+            // big-block, but check rather than assume).
+            if lvol == vol_no && lphys == phys + data.len() as u64 - 1 {
+                if let Some(block) = DataBlock::from_bytes(data) {
+                    return self.write_behind(vol_no, phys, block);
+                }
+            }
         }
         for (i, chunk) in data.chunks(BUFSIZE).enumerate() {
             let z2 = self.to_zone2(off + (i * BUFSIZE) as u64)?;
             self.write_new_buffer(z2, crate::cache::buffer_from(chunk))?;
         }
         Ok(())
+    }
+
+    /// Queues `block` for device offset `phys` of volume `vol_no` (fresh
+    /// space, 16 KiB-aligned, whole buffers) and keeps it for readers.
+    fn write_behind(&mut self, vol_no: u32, phys: u64, block: DataBlock) -> Result<()> {
+        let len = block.len() as u64;
+        // Nothing older may shadow or outlive the new bytes: a buffer of
+        // this space still dirty or cached from its previous life.
+        self.records.invalidate(vol_no, phys, phys + len);
+        let mut b = phys;
+        while b < phys + len {
+            if self.dirty.remove(&(vol_no, b)).is_some() {
+                self.fl.orig.remove(&(vol_no, b));
+                self.fl.meta.remove(&(vol_no, b));
+            }
+            self.cache.invalidate(vol_no, b);
+            b += BUFSIZE as u64;
+        }
+        let block = std::sync::Arc::new(block);
+        let v = self.volume(vol_no).ok_or(Error::BadAddress {
+            what: "no such volume",
+            offset: phys,
+        })?;
+        v.dev
+            .write_behind(block.clone(), phys)
+            .map_err(|e| Error::io(&v.name, e))?;
+        if let Some(old) = self.behind.insert((vol_no, phys), block) {
+            self.behind_bytes -= old.len() as u64;
+        }
+        self.behind_bytes += len;
+        Ok(())
+    }
+
+    /// Bytes of record data stored since the last flush and held in
+    /// memory until it is over (see `write_fresh`).
+    pub fn behind_bytes(&self) -> u64 {
+        self.behind_bytes
+    }
+
+    /// Waits for every write-behind of the data in `behind` (writing it
+    /// again here if one failed before); the volumes it went to are added
+    /// to `touched` for the barrier that follows.
+    pub(crate) fn settle_behind(
+        &mut self,
+        touched: &mut std::collections::BTreeSet<u32>,
+    ) -> Result<()> {
+        let vols: std::collections::BTreeSet<u32> = self.behind.keys().map(|k| k.0).collect();
+        let mut failed = None;
+        for &vol_no in &vols {
+            if let Some(v) = self.volume(vol_no) {
+                if let Err(e) = v.dev.drain() {
+                    failed.get_or_insert(Error::io(&v.name, e));
+                }
+            }
+        }
+        if failed.is_some() || self.behind_failed {
+            // Some write went wrong: write everything again, and wait.
+            self.behind_failed = true;
+            for (&(vol_no, phys), block) in &self.behind {
+                let v = self.volume(vol_no).ok_or(Error::BadAddress {
+                    what: "no such volume",
+                    offset: phys,
+                })?;
+                v.dev
+                    .write_at(block.bytes(), phys)
+                    .map_err(|e| Error::io(&v.name, e))?;
+            }
+            self.behind_failed = false;
+        }
+        touched.extend(vols);
+        Ok(())
+    }
+
+    /// Forgets the write-behind data once the flush that covers it is
+    /// over (it is on disk; readers go there now).
+    /// The blocks go to the record cache: data just written reads back
+    /// from memory.
+    pub(crate) fn forget_behind(&mut self) {
+        for (key, block) in std::mem::take(&mut self.behind) {
+            let len = block.len();
+            self.records
+                .insert(key, crate::cache::RecordBytes::Block(block, len), None);
+        }
+        self.behind_bytes = 0;
     }
 
     /// The root volume's header, to change in memory.
@@ -89,6 +203,7 @@ impl VolumeSet {
         self.check_writable()?;
         let keys: Vec<(u32, u64)> = self.dirty.keys().copied().collect();
         let mut touched = std::collections::BTreeSet::new();
+        self.settle_behind(&mut touched)?;
         self.write_runs(&keys, &mut touched)?;
         for ((vol_no, phys), buf) in std::mem::take(&mut self.dirty) {
             self.cache.insert(vol_no, phys, buf);
@@ -99,6 +214,7 @@ impl VolumeSet {
         }
         self.fl.orig.clear();
         self.fl.meta.clear();
+        self.forget_behind();
         Ok(())
     }
 
