@@ -520,7 +520,12 @@ pub fn change_mode(
             }
             "pfs-downgrade"
         };
-        match p.t.call(&format!("{what} {}", p.id)) {
+        let result = if crate::control::pfs_bind_mounted(&p.t, p.id) {
+            Err(std::io::Error::from_raw_os_error(libc::ENOTEMPTY))
+        } else {
+            p.t.call(&format!("{what} {}", p.id))
+        };
+        match result {
             Ok(_) => {
                 let _ = writeln!(out, "{what} of PFS#{} ({label}) succeeded", p.id);
                 Ok(())
@@ -603,7 +608,16 @@ pub fn destroy(
             let _ = writeln!(out, ".. starting destruction pass");
         }
         let _ = out.flush();
-        match p.t.call(&format!("pfs-destroy {}", p.id)) {
+        // A bind-mounted PFS is in use: refused as DragonFly refuses a
+        // null-mounted one. (Open files are not checked: the engine's
+        // references include the kernel's lookups, which any cached
+        // dentry holds.)
+        let result = if crate::control::pfs_bind_mounted(&p.t, p.id) {
+            Err(std::io::Error::from_raw_os_error(libc::ENOTEMPTY))
+        } else {
+            p.t.call(&format!("pfs-destroy {}", p.id))
+        };
+        match result {
             Ok(_) => {
                 let _ = writeln!(out, "pfs-destroy of PFS#{} succeeded!", p.id);
                 if let Some(l) = get_link(path) {

@@ -499,6 +499,15 @@ pub fn cleanup_mount_points() -> Vec<PathBuf> {
         .collect()
 }
 
+/// Whether the root of PFS `id` of `t`'s filesystem is bind-mounted
+/// somewhere (the Linux form of DragonFly's null mount, which keeps the
+/// PFS in use).
+pub fn pfs_bind_mounted(t: &Target, id: u32) -> bool {
+    mounts()
+        .iter()
+        .any(|m| m.dev == t.mount.dev && pfs_id_of_root(&m.root) == Some(id))
+}
+
 /// The hammerfs mounts of this namespace whose daemon has a socket, by
 /// mount point (for `hammer info` with no path and the statistics).
 pub fn hammer_mounts() -> BTreeMap<PathBuf, PathBuf> {

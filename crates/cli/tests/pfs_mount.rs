@@ -237,6 +237,23 @@ fn master_create_use_destroy() {
         out.ends_with(&format!("\t     1  MASTER      1  {b}\n")),
         "{out}"
     );
+    // Bind-mounted, the PFS is in use: refused as DragonFly refuses a
+    // null-mounted one, and nothing changes.
+    let r = run_in(d, &[], "y\ny\n", &["-d", "pfs-destroy", "pfs/miku"]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""));
+    assert!(
+        r.out
+            .ends_with("pfs-destroy of PFS#1 failed: Directory not empty\n"),
+        "{}",
+        r.out
+    );
+    let r = run(d, &["pfs-downgrade", "pfs/miku"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.err,
+        "hammer: pfs-downgrade of PFS#1 (miku) failed: Directory not empty\n"
+    );
+    assert!(bind_dir.join("miku.txt").exists());
     drop(bind);
 
     // Destroy: "no" changes nothing; two yeses destroy (no countdown

@@ -1,7 +1,13 @@
-//! A bounded cache of 16 KiB buffers, keyed by volume and byte offset on the
-//! device. Read-only for now: the flusher will add dirty tracking. Eviction
-//! is CLOCK-like (second chance), which keeps a full table scan (as `show`
-//! and `checkmap` do) from flushing a hot working set entirely.
+//! The engine's two caches. `BufferCache`: a bounded cache of clean 16 KiB
+//! buffers (metadata and small data; dirty ones live in the volume set
+//! until their flush), keyed by volume and byte offset on the device.
+//! `RecordCache`: whole file data records, checked once, shared without
+//! copying (DragonFly keeps file data in the vnode's buffers; here the
+//! kernel page cache above FUSE plays that part, and this cache spares a
+//! small read inside a large record the re-read and re-check of all of
+//! it). Eviction is CLOCK-like (second chance) in both, which keeps a full
+//! table scan (as `show` and `checkmap` do) from flushing a hot working set
+//! entirely.
 
 use std::sync::{Arc, Mutex};
 

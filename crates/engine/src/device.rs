@@ -1,6 +1,10 @@
 //! Block devices and image files behind one trait, so the engine runs the
-//! same on a real disk, an image file, or memory (tests, and later a
-//! crash-simulating device that drops or tears writes at barriers).
+//! same on a real disk, an image file, memory (tests) or the
+//! crash-simulating device. A file device also owns a write-behind thread:
+//! record data in fresh space is written from aligned memory with O_DIRECT
+//! while the engine goes on, and `drain` is where a flush waits for it
+//! (DragonFly's flusher likewise lets data buffers go out asynchronously
+//! and waits for them before the UNDO FIFO and the header).
 
 use std::fs::{File, OpenOptions};
 use std::io;
