@@ -169,6 +169,20 @@ fn proto() -> std::io::Error {
 }
 
 /// DragonFly's `getpfs`.
+impl Pfs {
+    /// Sends `<what> <id>` to the daemon, unless the PFS root is
+    /// bind-mounted: a PFS in use is refused with ENOTEMPTY, as DragonFly
+    /// refuses a null-mounted one. (Open files are not checked: the
+    /// engine's references include the kernel's lookups, which any cached
+    /// dentry holds.)
+    fn call_if_unused(&self, what: &str) -> std::io::Result<crate::control::Reply> {
+        if crate::control::pfs_bind_mounted(&self.t, self.id) {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOTEMPTY));
+        }
+        self.t.call(&format!("{what} {}", self.id))
+    }
+}
+
 fn get_pfs(path: &str, err: &mut dyn Write) -> Res<Pfs> {
     let (open, id) = match scan_pfs_id(path) {
         Some(id) => (dirname(path), Some(id)),
@@ -520,12 +534,7 @@ pub fn change_mode(
             }
             "pfs-downgrade"
         };
-        let result = if crate::control::pfs_bind_mounted(&p.t, p.id) {
-            Err(std::io::Error::from_raw_os_error(libc::ENOTEMPTY))
-        } else {
-            p.t.call(&format!("{what} {}", p.id))
-        };
-        match result {
+        match p.call_if_unused(what) {
             Ok(_) => {
                 let _ = writeln!(out, "{what} of PFS#{} ({label}) succeeded", p.id);
                 Ok(())
@@ -608,16 +617,7 @@ pub fn destroy(
             let _ = writeln!(out, ".. starting destruction pass");
         }
         let _ = out.flush();
-        // A bind-mounted PFS is in use: refused as DragonFly refuses a
-        // null-mounted one. (Open files are not checked: the engine's
-        // references include the kernel's lookups, which any cached
-        // dentry holds.)
-        let result = if crate::control::pfs_bind_mounted(&p.t, p.id) {
-            Err(std::io::Error::from_raw_os_error(libc::ENOTEMPTY))
-        } else {
-            p.t.call(&format!("pfs-destroy {}", p.id))
-        };
-        match result {
+        match p.call_if_unused("pfs-destroy") {
             Ok(_) => {
                 let _ = writeln!(out, "pfs-destroy of PFS#{} succeeded!", p.id);
                 if let Some(l) = get_link(path) {
