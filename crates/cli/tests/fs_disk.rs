@@ -362,13 +362,10 @@ fn fsync_survives_crashes_through_redo() {
     }
 }
 
-/// Rewriting blocks many times between flushes costs one new record per
-/// block at the flush, not one per write (random 4 KiB writes used to leave
-/// a freed 16 KiB fragment behind each time).
-#[test]
-fn rewrites_between_flushes_take_one_record_per_block() {
-    let t = tempfile::tempdir().unwrap();
-    let path = small_volume(t.path(), 400 << 20);
+/// A 400 MiB volume in `dir` holding one synced 1 MiB file of ones: the
+/// filesystem, the file, and the free big-blocks after that sync.
+fn synced_mib_file(dir: &std::path::Path) -> (Fs, i64, i64) {
+    let path = small_volume(dir, 400 << 20);
     let mut fs = Fs::open(std::slice::from_ref(&path), false).unwrap();
     let ino = fs
         .create(1, b"f", NewObject::File, 0o644, 0, 0)
@@ -376,7 +373,17 @@ fn rewrites_between_flushes_take_one_record_per_block() {
         .ino;
     fs.write(ino, 0, &vec![1u8; 1 << 20]).unwrap();
     fs.sync().unwrap();
-    let free_before = fs.volumes().header().vol0_stat_freebigblocks;
+    let free = fs.volumes().header().vol0_stat_freebigblocks;
+    (fs, ino, free)
+}
+
+/// Rewriting blocks many times between flushes costs one new record per
+/// block at the flush, not one per write (random 4 KiB writes used to leave
+/// a freed 16 KiB fragment behind each time).
+#[test]
+fn rewrites_between_flushes_take_one_record_per_block() {
+    let t = tempfile::tempdir().unwrap();
+    let (mut fs, ino, free_before) = synced_mib_file(t.path());
     let mut rng = support::Rng(7);
     let mut model = vec![1u8; 1 << 20];
     for _ in 0..5000 {
@@ -495,15 +502,7 @@ fn write_behind_reads_back_and_survives_a_lost_write() {
 #[test]
 fn whole_rewrites_between_flushes_take_space_once() {
     let t = tempfile::tempdir().unwrap();
-    let path = small_volume(t.path(), 400 << 20);
-    let mut fs = Fs::open(std::slice::from_ref(&path), false).unwrap();
-    let ino = fs
-        .create(1, b"f", NewObject::File, 0o644, 0, 0)
-        .unwrap()
-        .ino;
-    fs.write(ino, 0, &vec![1u8; 1 << 20]).unwrap();
-    fs.sync().unwrap();
-    let free_before = fs.volumes().header().vol0_stat_freebigblocks;
+    let (mut fs, ino, free_before) = synced_mib_file(t.path());
     for i in 0..100u8 {
         fs.write(ino, 0, &vec![i; 1 << 20]).unwrap();
     }

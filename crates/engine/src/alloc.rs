@@ -104,7 +104,7 @@ impl VolumeSet {
                 continue;
             }
             if l2.zone == 0
-                && (zone == HAMMER_ZONE_LARGE_DATA_INDEX || zone == HAMMER_ZONE_SMALL_DATA_INDEX)
+                && is_data_zone(zone)
                 && self.header().vol0_stat_freebigblocks <= DATA_RESERVE_BIGBLOCKS
             {
                 // The last big-blocks are kept for metadata, so that a flush

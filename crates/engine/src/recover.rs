@@ -392,12 +392,9 @@ impl VolumeSet {
                     return Err(bad("crosses a 16 KiB buffer"));
                 }
                 let aligned = undo_offset & !HAMMER_BUFMASK;
-                let (vol_no, phys) = {
-                    let (v, p) = self
-                        .zone2_to_phys(aligned)
-                        .map_err(|_| bad("outside the volumes"))?;
-                    (v.vol_no(), p)
-                };
+                let (vol_no, phys) = self
+                    .device_key(aligned)
+                    .map_err(|_| bad("outside the volumes"))?;
                 let mut buf = self.buffer(aligned)?;
                 Arc::make_mut(&mut buf)[in_buf..in_buf + old.len()].copy_from_slice(old);
                 self.overlay((vol_no, phys), buf);

@@ -15,19 +15,12 @@ impl VolumeSet {
     /// cache: held whole in memory after the first read, and shared, not
     /// copied.
     pub fn file_data(&self, e: &HammerBtreeLeafElm) -> Result<RecordBytes> {
-        let zone = zone_of(e.data_offset);
         let len = e.data_len.max(0) as usize;
-        if len == 0
-            || e.data_len as u64 > HAMMER_XBUFSIZE
-            || (zone != HAMMER_ZONE_LARGE_DATA_INDEX && zone != HAMMER_ZONE_SMALL_DATA_INDEX)
+        if len == 0 || e.data_len as u64 > HAMMER_XBUFSIZE || !is_data_zone(zone_of(e.data_offset))
         {
             return Ok(RecordBytes::Read(Arc::new(self.record_data(e)?)));
         }
-        let z2 = self.to_zone2(e.data_offset)?;
-        let key = {
-            let (v, p) = self.zone2_to_phys(z2)?;
-            (v.vol_no(), p)
-        };
+        let key = self.device_key(self.to_zone2(e.data_offset)?)?;
         // Bytes changed in place since (a dirty buffer) win over both
         // the write-behind block and the cache: read them the plain way.
         let overlaid = !self.dirty.is_empty()
@@ -138,12 +131,8 @@ impl VolumeSet {
         }
         let z2 = self.to_zone2(off)?;
         let aligned = z2 & !HAMMER_BUFMASK;
-        let (vol_no, phys) = {
-            let (v, p) = self.zone2_to_phys(aligned)?;
-            (v.vol_no(), p)
-        };
-        let zone = zone_of(off);
-        if zone == HAMMER_ZONE_LARGE_DATA_INDEX || zone == HAMMER_ZONE_SMALL_DATA_INDEX {
+        let (vol_no, phys) = self.device_key(aligned)?;
+        if is_data_zone(zone_of(off)) {
             self.records.invalidate(vol_no, phys, phys + BUFSIZE as u64);
         }
         let mut buf = match self.dirty.remove(&(vol_no, phys)) {

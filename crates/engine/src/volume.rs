@@ -266,6 +266,13 @@ impl VolumeSet {
         Ok((vol, phys))
     }
 
+    /// (volume number, device offset) of a zone-2 address: how dirty
+    /// buffers, write-behind blocks and cached records are keyed.
+    pub(crate) fn device_key(&self, zone2: u64) -> Result<(u32, u64)> {
+        let (v, p) = self.zone2_to_phys(zone2)?;
+        Ok((v.vol_no(), p))
+    }
+
     /// Translates any readable address (zones 2, 3, 4, 8–15) to zone 2.
     pub fn to_zone2(&self, off: u64) -> Result<u64> {
         let zone = zone_of(off);
@@ -337,8 +344,7 @@ impl VolumeSet {
         f: impl FnOnce(&[u8; BUFSIZE]) -> R,
     ) -> Result<R> {
         let aligned = zone2 & !HAMMER_BUFMASK;
-        let (vol, phys) = self.zone2_to_phys(aligned)?;
-        let vol_no = vol.vol_no();
+        let (vol_no, phys) = self.device_key(aligned)?;
         if let Some(b) = self.dirty.get(&(vol_no, phys)) {
             return Ok(f(b));
         }

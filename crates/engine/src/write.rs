@@ -50,9 +50,9 @@ impl VolumeSet {
     /// data blocks, freshly formatted FIFO space).
     pub fn write_new_buffer(&mut self, zone2_aligned: u64, content: Buffer) -> Result<()> {
         self.check_writable()?;
-        let (v, p) = self.zone2_to_phys(zone2_aligned & !HAMMER_BUFMASK)?;
-        let key = (v.vol_no(), p);
-        self.records.invalidate(key.0, p, p + BUFSIZE as u64);
+        let key = self.device_key(zone2_aligned & !HAMMER_BUFMASK)?;
+        self.records
+            .invalidate(key.0, key.1, key.1 + BUFSIZE as u64);
         self.note_dirty(key, None, HAMMER_ZONE_LARGE_DATA_INDEX);
         self.dirty.insert(key, content);
         Ok(())
@@ -69,21 +69,11 @@ impl VolumeSet {
         if off & HAMMER_BUFMASK != 0 || !data.len().is_multiple_of(BUFSIZE) {
             return self.write(off, data);
         }
-        let zone = zone_of(off);
-        if !data.is_empty()
-            && (zone == HAMMER_ZONE_LARGE_DATA_INDEX || zone == HAMMER_ZONE_SMALL_DATA_INDEX)
-        {
+        if !data.is_empty() && is_data_zone(zone_of(off)) {
             self.check_writable()?;
-            let z2 = self.to_zone2(off)?;
+            let (vol_no, phys) = self.device_key(self.to_zone2(off)?)?;
             let last = self.to_zone2(off + data.len() as u64 - 1)?;
-            let (vol_no, phys) = {
-                let (v, p) = self.zone2_to_phys(z2)?;
-                (v.vol_no(), p)
-            };
-            let (lvol, lphys) = {
-                let (v, p) = self.zone2_to_phys(last)?;
-                (v.vol_no(), p)
-            };
+            let (lvol, lphys) = self.device_key(last)?;
             // One contiguous run on one device (a record never crosses a
             // big-block, but check rather than assume).
             if lvol == vol_no && lphys == phys + data.len() as u64 - 1 {

@@ -86,6 +86,11 @@ pub const fn xlate_to_zone_x(zone: u32, off: u64) -> u64 {
     (off & !HAMMER_OFF_ZONE_MASK) | ((zone as u64) << 60)
 }
 
+/// Whether `zone` holds record data (large or small), not metadata.
+pub const fn is_data_zone(zone: u32) -> bool {
+    zone == HAMMER_ZONE_LARGE_DATA_INDEX || zone == HAMMER_ZONE_SMALL_DATA_INDEX
+}
+
 /// The data zone DragonFly picks for a record of `len` bytes.
 pub const fn data_zone_index(len: u64) -> u32 {
     if len >= crate::HAMMER_BUFSIZE {
