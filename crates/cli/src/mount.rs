@@ -11,7 +11,7 @@
 //! `writeback` (kernel writeback caching: faster random writes) and the
 //! generic `atime`, `noatime`, `dev`, `nodev`, `suid`, `nosuid`, `exec`,
 //! `noexec`, and DragonFly's `master=<id>` (multi-master TIDs), `nomirror`
-//! (no `mirror_tid` propagation), plus `cache=<size>` (buffer cache) and
+//! (no `mirror_tid` propagation), plus `cache=<size>` (buffer and record caches) and
 //! the atime modes `relatime` (default), `atime`/`strictatime`, `noatime`
 //! (access times are written in place, as DragonFly writes them).
 //! `mount_hammer -u -o ro|rw|nohistory|… dir` changes a live mount. Once serving, the daemon answers `hammer`'s directives on
@@ -58,7 +58,7 @@ pub struct MountArgs {
     pub master_id: Option<u8>,
     /// Warnings to print before mounting (DragonFly's `test_master_id`).
     pub warnings: Vec<String>,
-    /// `-o cache=<size>[k|m|g]`: the buffer cache's size in bytes.
+    /// `-o cache=<size>[k|m|g]`: the cache budget in bytes (a quarter for metadata buffers, the rest for file data records).
     pub cache_bytes: Option<usize>,
     /// Generic kernel flags passed through.
     pub flags: Vec<MountOption>,

@@ -8,6 +8,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::sync::{mpsc, Arc, Condvar, Mutex, RwLock};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -62,6 +63,14 @@ impl DataBlock {
 pub trait Device: Send + Sync {
     /// Reads exactly `buf.len()` bytes at `off`; reading past the end is an error.
     fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<()>;
+    /// Reads exactly `len` bytes at `off` into a new vector. Devices that
+    /// can read into uninitialized memory skip zeroing it first (for a
+    /// 64 KiB record that is a measurable part of a random 4 KiB read).
+    fn read_vec(&self, len: usize, off: u64) -> io::Result<Vec<u8>> {
+        let mut v = vec![0u8; len];
+        self.read_at(&mut v, off)?;
+        Ok(v)
+    }
     /// Writes all of `buf` at `off`.
     fn write_at(&self, buf: &[u8], off: u64) -> io::Result<()>;
     /// Writes the buffers one after another from `off` (one system call
@@ -377,6 +386,42 @@ impl Device for FileDevice {
     fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
         crate::stats::DISK_READ_BYTES.add(buf.len() as u64);
         self.file.read_exact_at(buf, off)
+    }
+    fn read_vec(&self, len: usize, off: u64) -> io::Result<Vec<u8>> {
+        crate::stats::DISK_READ_BYTES.add(len as u64);
+        let mut v: Vec<u8> = Vec::with_capacity(len);
+        while v.len() < len {
+            let done = v.len();
+            let at = off
+                .checked_add(done as u64)
+                .and_then(|a| libc::off_t::try_from(a).ok())
+                .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+            let spare = v.spare_capacity_mut();
+            // SAFETY: the kernel writes at most `len - done` bytes to the
+            // spare capacity, which holds at least that many; only the
+            // bytes it reports written are then counted as initialized.
+            let n = unsafe {
+                libc::pread(
+                    self.file.as_raw_fd(),
+                    spare.as_mut_ptr().cast(),
+                    len - done,
+                    at,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+            }
+            // SAFETY: `n` more bytes were written by pread (n <= len - done).
+            unsafe { v.set_len(done + n as usize) };
+        }
+        Ok(v)
     }
     fn write_at(&self, buf: &[u8], off: u64) -> io::Result<()> {
         crate::stats::DISK_WRITE_BYTES.add(buf.len() as u64);

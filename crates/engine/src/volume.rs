@@ -134,8 +134,13 @@ impl VolumeSet {
         let mut set = VolumeSet {
             vols: (0..HAMMER_MAX_VOLUMES).map(|_| None).collect(),
             order: Vec::new(),
-            cache: BufferCache::new(opts.cache_bytes - opts.cache_bytes / 2),
-            records: RecordCache::new(opts.cache_bytes / 2),
+            // Metadata (B-tree nodes, freemap, small data buffers) is a
+            // small fraction of what file data needs: a quarter of the
+            // budget holds the nodes of a few hundred thousand files, and
+            // every record that stays cached spares a whole-record read
+            // and CRC check for each 4 KiB read inside it.
+            cache: BufferCache::new(opts.cache_bytes / 4),
+            records: RecordCache::new(opts.cache_bytes - opts.cache_bytes / 4),
             dirty: Default::default(),
             behind: Default::default(),
             behind_bytes: 0,
@@ -450,8 +455,7 @@ impl VolumeSet {
             }
             b += BUFSIZE as u64;
         }
-        let mut out = vec![0u8; len];
-        vol.dev.read_at(&mut out, phys).map_err(|e| {
+        let out = vol.dev.read_vec(len, phys).map_err(|e| {
             Error::Invalid(format!(
                 "Failed to read {}:{:016x} at {:016x}: {}",
                 vol.name,
