@@ -49,7 +49,7 @@ case $WORK in *[[:space:]]*) echo "bench/fuse.sh: HAMMERFS_BENCH_DIR must not co
 
 # scaled VALUE MIN: round(VALUE * SCALE), at least MIN.
 scaled() { awk -v v="$1" -v s="$SCALE" -v m="$2" 'BEGIN { x = int(v * s + 0.5); if (x < m) x = m; print x }'; }
-IMG_MIB=$(scaled 8192 1024)     # every image, sparse
+IMG_MIB=$(scaled 32768 4096)   # every image, sparse (room for the history random writes leave)
 SEQ_MIB=$(scaled 1024 16)       # sequential write / read
 RAND_MIB=$(scaled 256 8)        # random 4 KiB read / write file
 RAND_SECS=$(scaled 20 2)        # each random run

@@ -222,6 +222,19 @@ impl RecordCache {
         })
     }
 
+    /// As `get`, but the entry leaves the cache: for a record about to be
+    /// replaced (a block rewritten in part), whose old bytes only the
+    /// rewrite needs. Keeping them would leave two copies of the block in
+    /// the cache once the new record is written.
+    pub fn take(&self, key: (u32, u64), len: usize, crc: u32) -> Option<RecordBytes> {
+        let r = self.get(key, len, crc)?;
+        let mut g = self.lock();
+        if let Some(old) = g.map.remove(&key) {
+            g.bytes -= old.bytes.len();
+        }
+        Some(r)
+    }
+
     pub fn insert(&self, key: (u32, u64), bytes: RecordBytes, crc: Option<u32>) {
         let len = bytes.len();
         if len == 0 || len > self.capacity {

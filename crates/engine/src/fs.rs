@@ -544,6 +544,12 @@ impl Fs {
 
     /// Reads up to `len` bytes at `off` as of `asof`.
     pub fn read(&self, ino: i64, off: u64, len: usize, asof: u64) -> Result<Vec<u8>> {
+        self.read_as(ino, off, len, asof, false)
+    }
+
+    /// `read` for the start of a block rewritten in part: the records it
+    /// reads are about to be replaced, so they leave the record cache.
+    fn read_as(&self, ino: i64, off: u64, len: usize, asof: u64, rewrite: bool) -> Result<Vec<u8>> {
         let asof = self.view(asof);
         let d = self.inode(ino, asof)?;
         match d.obj_type {
@@ -577,9 +583,26 @@ impl Fs {
             if start >= end || start + len <= off {
                 continue;
             }
-            let data = self.set.file_data(&e)?;
             let a = start.max(off);
             let b = (start + len).min(end);
+            if asof == HAMMER_MAX_TID {
+                // A block rewritten since the last flush holds every byte of
+                // this range (it is laid over the result below): the record
+                // under it need not be read at all.
+                let bs = block_of(a).0;
+                if self
+                    .dirty_blocks
+                    .get(&(self.pfs_lo, ino, bs))
+                    .is_some_and(|blk| b <= bs + blk.len() as u64)
+                {
+                    continue;
+                }
+            }
+            let data = if rewrite {
+                self.set.file_data_for_rewrite(&e)?
+            } else {
+                self.set.file_data(&e)?
+            };
             out[(a - off) as usize..(b - off) as usize]
                 .copy_from_slice(&data[(a - start) as usize..(b - start) as usize]);
         }
@@ -1339,7 +1362,7 @@ impl Fs {
                 let mut block = if whole {
                     Vec::with_capacity(bsize as usize)
                 } else {
-                    self.read(ino, bstart, bsize as usize, HAMMER_MAX_TID)?
+                    self.read_as(ino, bstart, bsize as usize, HAMMER_MAX_TID, true)?
                 };
                 block.resize(bsize as usize, 0);
                 self.dirty_blocks.insert(key, block);

@@ -15,6 +15,17 @@ impl VolumeSet {
     /// cache: held whole in memory after the first read, and shared, not
     /// copied.
     pub fn file_data(&self, e: &HammerBtreeLeafElm) -> Result<RecordBytes> {
+        self.file_data_as(e, false)
+    }
+
+    /// A record's bytes for a rewrite of its block: the cached copy is
+    /// taken out of the cache, and one read from disk is not kept, since
+    /// the block's new record replaces this one at the next flush.
+    pub fn file_data_for_rewrite(&self, e: &HammerBtreeLeafElm) -> Result<RecordBytes> {
+        self.file_data_as(e, true)
+    }
+
+    fn file_data_as(&self, e: &HammerBtreeLeafElm, rewrite: bool) -> Result<RecordBytes> {
         let len = e.data_len.max(0) as usize;
         if len == 0 || e.data_len as u64 > HAMMER_XBUFSIZE || !is_data_zone(zone_of(e.data_offset))
         {
@@ -36,6 +47,12 @@ impl VolumeSet {
             if b.len() >= len {
                 return Ok(RecordBytes::Block(b.clone(), len));
             }
+        }
+        if rewrite {
+            if let Some(r) = self.records.take(key, len, e.data_crc) {
+                return Ok(r);
+            }
+            return Ok(RecordBytes::Read(Arc::new(self.record_data(e)?)));
         }
         if let Some(r) = self.records.get(key, len, e.data_crc) {
             return Ok(r);
