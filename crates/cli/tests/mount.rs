@@ -13,7 +13,7 @@ use support::mount::*;
 use hammer_engine::{OpenOptions, VolumeSet};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirEntryExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -955,4 +955,68 @@ fn date_history_paths() {
         libc::ENOENT
     );
     m.unmount();
+}
+
+/// Listing a directory with cold kernel caches hands the kernel every
+/// entry's attributes (READDIRPLUS): what `stat` then reports for each name
+/// must be the entry's own, for the live tree and for a directory as of a
+/// TID, and removing or changing a listed entry must show at once.
+#[test]
+fn listing_gives_each_entry_its_attributes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !fuse_ok("listing_gives_each_entry_its_attributes") {
+        return;
+    }
+    let v = volume();
+    let d = v.mnt.join("dir");
+    let m = mount(&v, &[]);
+    fs::create_dir(&d).unwrap();
+    for i in 0..300u32 {
+        let p = d.join(format!("f{i}"));
+        fs::write(&p, vec![b'x'; (i * 37) as usize]).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600 + (i % 8))).unwrap();
+    }
+    fs::create_dir(d.join("sub")).unwrap();
+    fs::create_dir(d.join("sub/inner")).unwrap();
+    std::os::unix::fs::symlink("f1", d.join("link")).unwrap();
+    m.unmount();
+    let tid = last_tid(&v.img);
+
+    let m = mount(&v, &[]);
+    // A change after the TID, so the two views differ.
+    fs::write(d.join("f5"), b"now five bytes longer than before").unwrap();
+    let check = |dir: &Path, f5: u64| {
+        let mut seen = 0;
+        for e in fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            let md = fs::symlink_metadata(e.path()).unwrap();
+            assert_eq!(md.ino(), e.ino(), "{name}: the listing's and stat's inode");
+            if let Some(i) = name.strip_prefix('f') {
+                let i: u32 = i.parse().unwrap();
+                let size = if i == 5 { f5 } else { u64::from(i * 37) };
+                assert_eq!(md.len(), size, "{name}: size");
+                assert_eq!(md.mode() & 0o7777, 0o600 + (i % 8), "{name}: mode");
+                assert!(md.is_file());
+            } else if name == "sub" {
+                assert!(md.is_dir());
+                assert_eq!(md.nlink(), 3, "sub: 2 + one subdirectory");
+            } else {
+                assert_eq!(name, "link");
+                assert!(md.file_type().is_symlink());
+                assert_eq!(md.len(), 2);
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, 302, "entries of {dir:?}");
+    };
+    check(&d, 33);
+    check(&v.mnt.join(format!("dir@@0x{tid:016x}")), 5 * 37);
+    // Listed entries are not stale: a removal and a new size show at once.
+    fs::remove_file(d.join("f7")).unwrap();
+    assert_eq!(errno_of(fs::metadata(d.join("f7"))), libc::ENOENT);
+    fs::write(d.join("f8"), b"").unwrap();
+    assert_eq!(fs::metadata(d.join("f8")).unwrap().len(), 0);
+    m.unmount();
+    checkmap(&v.img);
 }

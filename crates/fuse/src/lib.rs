@@ -13,8 +13,8 @@ use attr::{errno, file_attr, BLOCK_SIZE};
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
     KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use hammer_engine::fs::{Attr, Fs, NewObject, SetAttr};
 use hammer_engine::Error;
@@ -476,6 +476,11 @@ impl Filesystem for HammerFuse {
         if self.writeback && !self.read_only {
             let _ = config.add_capabilities(fuser::InitFlags::FUSE_WRITEBACK_CACHE);
         }
+        // READDIRPLUS where the kernel judges it pays (the first read of a
+        // directory, and later ones when its names were looked up).
+        let _ = config.add_capabilities(
+            fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO,
+        );
         Ok(())
     }
 
@@ -863,6 +868,97 @@ impl Filesystem for HammerFuse {
             }
         }
         reply.ok();
+    }
+
+    /// READDIRPLUS: the entries with their attributes, so that `ls -l`,
+    /// `find` and `du` over a cold directory need no LOOKUP per name. The
+    /// kernel takes a lookup reference on every entry in the reply except
+    /// "." and ".." (whether or not it fits the caller's buffer), so each
+    /// such entry is counted here as a lookup would be.
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let Ok(dir) = self.node(ino) else {
+            return reply.error(Errno::ESTALE);
+        };
+        let r = self.with_fs(dir.pfs, |fs| {
+            let entries = fs.readdir(dir.obj_id, dir.asof)?;
+            if offset == 0 {
+                self.accessed(fs, dir);
+            }
+            let ttl = Self::ttl(fs, dir);
+            let (da, dn) = Self::stat(fs, dir)?;
+            let parent = match da.parent {
+                0 => HAMMER_OBJID_ROOT,
+                p => p,
+            };
+            let mut t = self.inodes();
+            // The kernel links neither "." nor ".." from these replies;
+            // they carry the directory's attributes and the right numbers.
+            let dot = file_attr(t.peek(dir), &da, dn);
+            if offset < 1 && reply.add(dot.ino, 1, ".", &ttl, &dot, Generation(0)) {
+                return Ok(());
+            }
+            let dotdot = fuser::FileAttr {
+                ino: INodeNo(t.peek(Node {
+                    obj_id: parent,
+                    ..dir
+                })),
+                ..dot
+            };
+            if offset < 2 && reply.add(dotdot.ino, 2, "..", &ttl, &dotdot, Generation(0)) {
+                return Ok(());
+            }
+            for e in entries {
+                let cookie = (e.key as u64).wrapping_add(1);
+                if cookie <= offset {
+                    continue;
+                }
+                let node = Node {
+                    obj_id: e.obj_id,
+                    ..dir
+                };
+                let ino = t.peek(node);
+                let (attr, ttl) = match Self::stat(fs, node) {
+                    Ok((a, nlink)) => (file_attr(ino, &a, nlink), Self::ttl(fs, node)),
+                    // An entry whose inode cannot be read still lists;
+                    // with nothing cached, the next access asks again and
+                    // gets the error.
+                    Err(_) => (
+                        fuser::FileAttr {
+                            ino: INodeNo(ino),
+                            kind: attr::kind(e.obj_type),
+                            perm: 0,
+                            nlink: 1,
+                            ..dot
+                        },
+                        Duration::ZERO,
+                    ),
+                };
+                let name = OsStr::from_bytes(&e.name);
+                if reply.add(attr.ino, cookie, name, &ttl, &attr, Generation(0)) {
+                    break;
+                }
+                // In the reply: the kernel now holds a reference, as after
+                // a lookup (`attr_for` with `entry`).
+                // (An inode that cannot be read takes no engine reference;
+                // its forget then finds none to drop.)
+                t.acquire(node);
+                if node.asof == HAMMER_MAX_TID {
+                    let _ = fs.open_ref(node.obj_id);
+                }
+            }
+            Ok(())
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
     }
 
     fn fsyncdir(
