@@ -58,7 +58,7 @@ pub struct MountArgs {
     pub master_id: Option<u8>,
     /// Warnings to print before mounting (DragonFly's `test_master_id`).
     pub warnings: Vec<String>,
-    /// `-o cache=<size>[k|m|g]`: the cache budget in bytes (a quarter for metadata buffers, the rest for file data records).
+    /// `-o cache=<size>[k|m|g]`: the cache budget in bytes (metadata buffers take up to half, file data records the rest).
     pub cache_bytes: Option<usize>,
     /// Generic kernel flags passed through.
     pub flags: Vec<MountOption>,

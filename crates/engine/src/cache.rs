@@ -9,6 +9,7 @@
 //! table scan (as `show` and `checkmap` do) from flushing a hot working set
 //! entirely.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub const BUFSIZE: usize = hammer_ondisk::HAMMER_BUFSIZE as usize;
@@ -42,6 +43,9 @@ struct Inner {
 pub struct BufferCache {
     inner: Mutex<Inner>,
     capacity: usize,
+    /// The whole cache budget and the record cache that may use what of
+    /// it this cache has not taken yet (`with_records`).
+    shared: Option<(usize, Arc<RecordCache>)>,
 }
 
 impl BufferCache {
@@ -56,6 +60,20 @@ impl BufferCache {
                 hand: 0,
             }),
             capacity,
+            shared: None,
+        }
+    }
+
+    /// A buffer cache of at most half of `budget`, sharing the budget
+    /// with `records`: the record cache may use all of it that buffers
+    /// do not hold (at least half), and shrinks as the buffer cache grows.
+    /// A workload of small metadata leaves data most of the memory, and
+    /// one walking a large B-tree still gets half.
+    pub fn with_records(budget: usize, records: Arc<RecordCache>) -> BufferCache {
+        records.set_capacity(budget.saturating_sub(16 * BUFSIZE));
+        BufferCache {
+            shared: Some((budget, records)),
+            ..BufferCache::new(budget / 2)
         }
     }
 
@@ -110,6 +128,13 @@ impl BufferCache {
             g.keys.push(key);
             g.referenced.push(false);
             g.map.insert(key, (i, buf));
+            let held = g.keys.len().max(16) * BUFSIZE;
+            drop(g);
+            // Growing: the record cache gives the room back (its lock is
+            // taken only after this one is released).
+            if let Some((budget, records)) = &self.shared {
+                records.set_capacity(budget.saturating_sub(held));
+            }
             return;
         }
         loop {
@@ -188,7 +213,10 @@ struct RecordInner {
 /// every write to data space drops what it overlaps (`invalidate`).
 pub struct RecordCache {
     inner: Mutex<RecordInner>,
-    capacity: usize,
+    /// What it may hold now: the budget the buffer cache leaves unused
+    /// (`set_capacity`), so that data records use the room metadata does
+    /// not need, and give it back as the buffer cache grows.
+    capacity: AtomicUsize,
 }
 
 /// The longest record (HAMMER_XBUFSIZE): how far back an overlapping
@@ -199,8 +227,16 @@ impl RecordCache {
     pub fn new(bytes: usize) -> RecordCache {
         RecordCache {
             inner: Mutex::new(RecordInner::default()),
-            capacity: bytes,
+            capacity: AtomicUsize::new(bytes),
         }
+    }
+
+    /// Sets how much it may hold, dropping the least used records now
+    /// if it holds more.
+    pub fn set_capacity(&self, bytes: usize) {
+        self.capacity.store(bytes, Ordering::Relaxed);
+        let mut g = self.lock();
+        Self::evict_to(&mut g, bytes);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, RecordInner> {
@@ -237,7 +273,8 @@ impl RecordCache {
 
     pub fn insert(&self, key: (u32, u64), bytes: RecordBytes, crc: Option<u32>) {
         let len = bytes.len();
-        if len == 0 || len > self.capacity {
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        if len == 0 || len > capacity {
             return;
         }
         let mut g = self.lock();
@@ -256,7 +293,12 @@ impl RecordCache {
         }
         g.bytes += len;
         g.clock.push_back((key, generation));
-        while g.bytes > self.capacity {
+        Self::evict_to(&mut g, capacity);
+    }
+
+    /// CLOCK eviction until at most `capacity` bytes are held.
+    fn evict_to(g: &mut RecordInner, capacity: usize) {
+        while g.bytes > capacity {
             let Some((k, gen)) = g.clock.pop_front() else {
                 break;
             };
@@ -324,6 +366,31 @@ mod tests {
 
     fn rec(byte: u8, len: usize) -> RecordBytes {
         RecordBytes::Read(Arc::new(vec![byte; len]))
+    }
+
+    #[test]
+    fn records_use_what_buffers_leave() {
+        let budget = 64 * BUFSIZE;
+        let r = Arc::new(RecordCache::new(0));
+        let c = BufferCache::with_records(budget, r.clone());
+        let rec64 = |i: u64| (i, RecordBytes::Read(Arc::new(vec![i as u8; 65536])));
+        for i in 0..64u64 {
+            let (k, b) = rec64(i);
+            r.insert((0, k * 65536), b, None);
+        }
+        // Buffers hold nothing yet: records have all but the first 16
+        // buffers' worth.
+        assert_eq!(r.bytes(), budget - 16 * BUFSIZE);
+        for i in 0..100u64 {
+            c.insert(0, i * BUFSIZE as u64, Arc::new([i as u8; BUFSIZE]));
+            assert!(
+                r.bytes() + c.len().max(16) * BUFSIZE <= budget,
+                "within the budget"
+            );
+        }
+        // The buffer cache stops at half; the records keep the other half.
+        assert_eq!(c.len(), 32);
+        assert_eq!(r.bytes(), budget / 2);
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub struct VolumeSet {
     order: Vec<u32>,
     pub(crate) cache: BufferCache,
     /// Whole file data records, checked (half of the cache budget).
-    pub(crate) records: RecordCache,
+    pub(crate) records: Arc<RecordCache>,
     /// Buffers changed in memory and not yet written, by (volume, device
     /// offset). Copy-on-write: readers holding an older `Buffer` keep it.
     pub(crate) dirty: std::collections::BTreeMap<(u32, u64), Buffer>,
@@ -131,16 +131,16 @@ impl VolumeSet {
         devs: Vec<(String, Arc<dyn Device>)>,
         opts: &OpenOptions,
     ) -> Result<VolumeSet> {
+        let records = Arc::new(RecordCache::new(opts.cache_bytes));
         let mut set = VolumeSet {
             vols: (0..HAMMER_MAX_VOLUMES).map(|_| None).collect(),
             order: Vec::new(),
-            // Metadata (B-tree nodes, freemap, small data buffers) is a
-            // small fraction of what file data needs: a quarter of the
-            // budget holds the nodes of a few hundred thousand files, and
-            // every record that stays cached spares a whole-record read
-            // and CRC check for each 4 KiB read inside it.
-            cache: BufferCache::new(opts.cache_bytes / 4),
-            records: RecordCache::new(opts.cache_bytes - opts.cache_bytes / 4),
+            // One budget for both: metadata buffers take up to half as
+            // they are needed, and file data records use the rest (every
+            // record that stays cached spares a whole-record read and CRC
+            // check for each 4 KiB read inside it).
+            cache: BufferCache::with_records(opts.cache_bytes, records.clone()),
+            records,
             dirty: Default::default(),
             behind: Default::default(),
             behind_bytes: 0,
