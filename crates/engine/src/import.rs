@@ -26,6 +26,11 @@ use zerocopy::IntoBytes;
 /// Dirty buffers held before writing them out early.
 const DIRTY_LIMIT: usize = 4096;
 
+/// File data handed to the devices' write-behind before waiting for it:
+/// without a bound, a tree of big files (whose records dirty few metadata
+/// buffers) would sit in memory whole until the end.
+const BEHIND_LIMIT: u64 = 64 << 20;
+
 /// What an import made.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ImportStats {
@@ -139,6 +144,8 @@ impl Importer<'_> {
     fn spill(&mut self) -> Result<()> {
         if self.set.dirty_buffers() > DIRTY_LIMIT {
             self.set.write_dirty()?;
+        } else if self.set.behind_bytes() > BEHIND_LIMIT {
+            self.set.settle_data()?;
         }
         Ok(())
     }

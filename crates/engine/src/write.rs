@@ -160,6 +160,17 @@ impl VolumeSet {
         Ok(())
     }
 
+    /// Waits for the data handed to write-behind so far and lets it go
+    /// (to the record cache). Only for a writer whose ordering needs no
+    /// barrier between the data and what points at it: `newfs_hammer
+    /// --from` writes the volume header, which makes it all reachable, last.
+    pub(crate) fn settle_data(&mut self) -> Result<()> {
+        let mut touched = std::collections::BTreeSet::new();
+        self.settle_behind(&mut touched)?;
+        self.forget_behind();
+        Ok(())
+    }
+
     /// Forgets the write-behind data once the flush that covers it is
     /// over (it is on disk; readers go there now).
     /// The blocks go to the record cache: data just written reads back
