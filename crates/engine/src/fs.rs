@@ -1261,6 +1261,25 @@ impl Fs {
             .collect())
     }
 
+    /// What a block holds now, as the start of its rewrite in part: when
+    /// one record is exactly the block (the usual case), a single copy of
+    /// it, taken out of the record cache; otherwise a read of the range.
+    /// Bytes past the end of the file read as zeros either way.
+    fn block_for_rewrite(&self, ino: i64, bstart: u64, bsize: u64) -> Result<Vec<u8>> {
+        let size = self.inode(ino, HAMMER_MAX_TID)?.size;
+        if let [e] = self.data_records(ino, bstart, bstart + bsize)?.as_slice() {
+            let len = e.data_len.max(0) as u64;
+            if len == bsize && e.base.key as u64 == bstart + bsize && bstart < size {
+                let mut v = self.set.file_data_for_rewrite(e)?.to_vec();
+                if bstart + bsize > size {
+                    v[(size - bstart) as usize..].fill(0);
+                }
+                return Ok(v);
+            }
+        }
+        self.read_as(ino, bstart, bsize as usize, HAMMER_MAX_TID, true)
+    }
+
     /// Rewrites the block holding `block_off` with `content` (which is the
     /// whole block, `bsize` bytes), replacing whatever record covered it.
     fn put_block(
@@ -1362,7 +1381,7 @@ impl Fs {
                 let mut block = if whole {
                     Vec::with_capacity(bsize as usize)
                 } else {
-                    self.read_as(ino, bstart, bsize as usize, HAMMER_MAX_TID, true)?
+                    self.block_for_rewrite(ino, bstart, bsize)?
                 };
                 block.resize(bsize as usize, 0);
                 self.dirty_blocks.insert(key, block);
