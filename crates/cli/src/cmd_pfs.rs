@@ -172,9 +172,8 @@ fn proto() -> std::io::Error {
 impl Pfs {
     /// Sends `<what> <id>` to the daemon, unless the PFS root is
     /// bind-mounted: a PFS in use is refused with ENOTEMPTY, as DragonFly
-    /// refuses a null-mounted one. (Open files are not checked: the
-    /// engine's references include the kernel's lookups, which any cached
-    /// dentry holds.)
+    /// refuses a null-mounted one. The daemon refuses the same way while
+    /// a file or directory of the PFS is open.
     fn call_if_unused(&self, what: &str) -> std::io::Result<crate::control::Reply> {
         if crate::control::pfs_bind_mounted(&self.t, self.id) {
             return Err(std::io::Error::from_raw_os_error(libc::ENOTEMPTY));

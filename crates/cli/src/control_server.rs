@@ -819,6 +819,10 @@ fn handle(
             let Ok(id) = id.parse::<u32>() else {
                 return error_reply(libc::EINVAL, "bad PFS id");
             };
+            // DragonFly refuses while anything of the PFS is in use.
+            if h.open_handles(id) > 0 {
+                return error_reply(libc::ENOTEMPTY, "files of the PFS are open");
+            }
             changed(h, |fs| match directive {
                 "pfs-upgrade" => fs.pfs_upgrade(id),
                 "pfs-downgrade" => fs.pfs_downgrade(id),

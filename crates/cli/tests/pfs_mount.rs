@@ -256,6 +256,25 @@ fn master_create_use_destroy() {
     assert!(bind_dir.join("miku.txt").exists());
     drop(bind);
 
+    // An open file (or directory) of the PFS keeps it in use too; closed,
+    // it does not.
+    let open = fs::File::open(miku.join("root.txt")).unwrap();
+    let r = run_in(d, &[], "y\ny\n", &["-d", "pfs-destroy", "pfs/miku"]);
+    assert!(
+        r.out
+            .ends_with("pfs-destroy of PFS#1 failed: Directory not empty\n"),
+        "{}",
+        r.out
+    );
+    drop(open);
+    let dir = fs::File::open(&miku).unwrap();
+    let r = run(d, &["pfs-downgrade", "pfs/miku"]);
+    assert_eq!(
+        r.err,
+        "hammer: pfs-downgrade of PFS#1 (miku) failed: Directory not empty\n"
+    );
+    drop(dir);
+
     // Destroy: "no" changes nothing; two yeses destroy (no countdown
     // with -d), and the link goes.
     let r = run_in(d, &[], "n\n", &["pfs-destroy", "pfs/miku"]);

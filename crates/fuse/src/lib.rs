@@ -20,6 +20,7 @@ use hammer_engine::fs::{Attr, Fs, NewObject, SetAttr};
 use hammer_engine::Error;
 use hammer_ondisk::{HAMMER_MAX_TID, HAMMER_OBJID_ROOT, HAMMER_OBJTYPE_DIRECTORY};
 use history::{split_asof_name, AsOf, InodeTable, Node};
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -43,6 +44,11 @@ pub struct FsHandle {
     /// Whether the mount takes changes: [`RW`], [`RO`] (`-o ro`;
     /// `mount_hammer -u` may change it) or [`RO_PINNED`] (an as-of mount).
     mode: Arc<AtomicU8>,
+    /// Open file and directory handles by PFS: what DragonFly counts as a
+    /// PFS in use when it refuses to destroy, upgrade or downgrade one
+    /// (the kernel's lookup references are not counted: any cached name
+    /// holds one).
+    handles: Arc<Mutex<HashMap<u32, u64>>>,
 }
 
 const RW: u8 = 0;
@@ -56,6 +62,34 @@ impl FsHandle {
             fs: Arc::new(Mutex::new(Some(fs))),
             pfs: 0,
             mode: Arc::new(AtomicU8::new(if ro { RO } else { RW })),
+            handles: Arc::default(),
+        }
+    }
+
+    /// Open handles in PFS `pfs` now.
+    pub fn open_handles(&self, pfs: u32) -> u64 {
+        let g = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        g.get(&pfs).copied().unwrap_or(0)
+    }
+
+    /// Counts a handle opened in `pfs`; returns the file handle to give
+    /// the kernel, which names the PFS for the release.
+    fn handle_opened(&self, pfs: u32) -> FileHandle {
+        let mut g = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        *g.entry(pfs).or_default() += 1;
+        FileHandle(u64::from(pfs) + 1)
+    }
+
+    fn handle_released(&self, fh: FileHandle) {
+        let Some(pfs) = fh.0.checked_sub(1).and_then(|p| u32::try_from(p).ok()) else {
+            return;
+        };
+        let mut g = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = g.get_mut(&pfs) {
+            *n -= 1;
+            if *n == 0 {
+                g.remove(&pfs);
+            }
         }
     }
 
@@ -700,24 +734,46 @@ impl Filesystem for HammerFuse {
             }
             if node.asof == HAMMER_MAX_TID {
                 self.with_fs(node.pfs, |fs| fs.open_ref(node.obj_id))?;
-                return Ok(FopenFlags::FOPEN_NOFLUSH);
+                return Ok((node.pfs, FopenFlags::FOPEN_NOFLUSH));
             }
             // A committed past state never changes: the kernel may keep
             // its pages from one open to the next.
             let settled = self.with_fs(node.pfs, |fs| Ok(!fs.view_unsettled(node.asof)))?;
             Ok(if settled {
-                FopenFlags::FOPEN_NOFLUSH | FopenFlags::FOPEN_KEEP_CACHE
+                (
+                    node.pfs,
+                    FopenFlags::FOPEN_NOFLUSH | FopenFlags::FOPEN_KEEP_CACHE,
+                )
             } else {
-                FopenFlags::FOPEN_NOFLUSH
+                (node.pfs, FopenFlags::FOPEN_NOFLUSH)
             })
         });
         match r {
             // FLUSH (at every close) has nothing to do here: data becomes
             // durable by fsync and the flusher, and the kernel sends
             // writeback-cached pages itself (it ignores NOFLUSH then).
-            Ok(f) => reply.opened(FileHandle(0), f),
+            Ok((pfs, f)) => reply.opened(self.fs.handle_opened(pfs), f),
             Err(e) => reply.error(e),
         }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.node(ino) {
+            Ok(node) => reply.opened(self.fs.handle_opened(node.pfs), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.handle_released(fh);
+        reply.ok();
     }
 
     fn read(
@@ -801,12 +857,13 @@ impl Filesystem for HammerFuse {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.fs.handle_released(fh);
         let r = self.node(ino).and_then(|n| {
             if n.asof == HAMMER_MAX_TID {
                 self.with_fs(n.pfs, |fs| fs.release(n.obj_id))?;
@@ -1053,14 +1110,14 @@ impl Filesystem for HammerFuse {
             .and_then(|a| {
                 let n = self.node(a.ino)?;
                 self.with_fs(n.pfs, |fs| fs.open_ref(n.obj_id))?;
-                Ok(a)
+                Ok((a, n.pfs))
             });
         match r {
-            Ok(a) => reply.created(
+            Ok((a, pfs)) => reply.created(
                 &TTL,
                 &a,
                 Generation(0),
-                FileHandle(0),
+                self.fs.handle_opened(pfs),
                 FopenFlags::FOPEN_NOFLUSH,
             ),
             Err(e) => reply.error(e),
