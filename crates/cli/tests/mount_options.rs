@@ -161,7 +161,7 @@ fn access_times_and_master_tids() {
     checkmap(&v.img);
 
     // Bad values are refused before mounting.
-    for bad in ["master=16", "cache=1", "master=x"] {
+    for bad in ["master=16", "cache=1", "master=x", "threads=0", "threads=x"] {
         let o = Command::new(MOUNT)
             .args(["-f", "-o", bad, &v.img])
             .arg(d)
@@ -173,5 +173,14 @@ fn access_times_and_master_tids() {
             "{bad}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
+    }
+
+    // One FUSE thread and many serve alike.
+    for threads in ["threads=1", "threads=8"] {
+        let m = mount(&v, &["-o", threads]);
+        fs::write(d.join(threads), threads).unwrap();
+        assert_eq!(fs::read_to_string(d.join(threads)).unwrap(), threads);
+        m.unmount();
+        checkmap(&v.img);
     }
 }
