@@ -370,6 +370,21 @@ impl HammerFuse {
         }
     }
 
+    /// A directory's entries and attributes, for READDIR and READDIRPLUS;
+    /// a read from the start counts as an access.
+    fn listing(
+        &self,
+        fs: &mut Fs,
+        dir: Node,
+        offset: u64,
+    ) -> Result<(Vec<hammer_engine::fsread::DirEntry>, Attr), Error> {
+        let entries = fs.readdir(dir.obj_id, dir.asof)?;
+        if offset == 0 {
+            self.accessed(fs, dir);
+        }
+        Ok((entries, fs.getattr(dir.obj_id, dir.asof)?))
+    }
+
     /// The entry reply for a node (a lookup reference is taken).
     fn entry(&self, node: Node, reply: ReplyEntry) {
         match self.with_fs(node.pfs, |fs| {
@@ -430,9 +445,8 @@ impl HammerFuse {
                 return Ok(dir);
             }
             if name == b".." {
-                let p = fs.getattr(dir.obj_id, dir.asof)?.parent;
                 return Ok(Node {
-                    obj_id: if p == 0 { HAMMER_OBJID_ROOT } else { p },
+                    obj_id: parent_of(&fs.getattr(dir.obj_id, dir.asof)?),
                     ..dir
                 });
             }
@@ -488,6 +502,14 @@ impl HammerFuse {
                 None => Err(hammer_engine::error::FsError::NotFound.into()),
             }
         })
+    }
+}
+
+/// The object ".." names (a PFS root's parent is its own root).
+fn parent_of(a: &Attr) -> i64 {
+    match a.parent {
+        0 => HAMMER_OBJID_ROOT,
+        p => p,
     }
 }
 
@@ -883,15 +905,8 @@ impl Filesystem for HammerFuse {
     ) {
         let r = self.node(ino).and_then(|dir| {
             self.with_fs(dir.pfs, |fs| {
-                let entries = fs.readdir(dir.obj_id, dir.asof)?;
-                if offset == 0 {
-                    self.accessed(fs, dir);
-                }
-                let parent = match fs.getattr(dir.obj_id, dir.asof)?.parent {
-                    0 => HAMMER_OBJID_ROOT,
-                    p => p,
-                };
-                Ok((dir, entries, parent))
+                let (entries, attr) = self.listing(fs, dir, offset)?;
+                Ok((dir, entries, parent_of(&attr)))
             })
         });
         let (dir, entries, parent) = match r {
@@ -944,16 +959,15 @@ impl Filesystem for HammerFuse {
             return reply.error(Errno::ESTALE);
         };
         let r = self.with_fs(dir.pfs, |fs| {
-            let entries = fs.readdir(dir.obj_id, dir.asof)?;
-            if offset == 0 {
-                self.accessed(fs, dir);
-            }
+            let (entries, da) = self.listing(fs, dir, offset)?;
             let ttl = Self::ttl(fs, dir);
-            let (da, dn) = Self::stat(fs, dir)?;
-            let parent = match da.parent {
-                0 => HAMMER_OBJID_ROOT,
-                p => p,
-            };
+            // The directory's link count from the entries in hand (what
+            // `stat` would read them all again for).
+            let subdirs = entries
+                .iter()
+                .filter(|e| e.obj_type == HAMMER_OBJTYPE_DIRECTORY)
+                .count();
+            let (dn, parent) = (2 + subdirs as u64, parent_of(&da));
             let mut t = self.inodes();
             // The kernel links neither "." nor ".." from these replies;
             // they carry the directory's attributes and the right numbers.
