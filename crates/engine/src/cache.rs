@@ -197,6 +197,21 @@ struct RecordSlot {
     generation: u64,
 }
 
+impl RecordSlot {
+    /// The bytes of a record of `len` bytes with CRC `crc`, if this entry
+    /// holds that record.
+    fn answer(&self, len: usize, crc: u32) -> Option<RecordBytes> {
+        if self.bytes.len() < len || self.crc.is_some_and(|c| c != crc) {
+            return None;
+        }
+        match &self.bytes {
+            RecordBytes::Block(b, _) => Some(RecordBytes::Block(b.clone(), len)),
+            RecordBytes::Read(v) if v.len() == len => Some(RecordBytes::Read(v.clone())),
+            RecordBytes::Read(_) => None,
+        }
+    }
+}
+
 #[derive(Default)]
 struct RecordInner {
     map: std::collections::BTreeMap<(u32, u64), RecordSlot>,
@@ -247,15 +262,9 @@ impl RecordCache {
     pub fn get(&self, key: (u32, u64), len: usize, crc: u32) -> Option<RecordBytes> {
         let mut g = self.lock();
         let slot = g.map.get_mut(&key)?;
-        if slot.bytes.len() < len || slot.crc.is_some_and(|c| c != crc) {
-            return None;
-        }
+        let r = slot.answer(len, crc)?;
         slot.referenced = true;
-        Some(match &slot.bytes {
-            RecordBytes::Block(b, _) => RecordBytes::Block(b.clone(), len),
-            RecordBytes::Read(v) if v.len() == len => RecordBytes::Read(v.clone()),
-            RecordBytes::Read(_) => return None,
-        })
+        Some(r)
     }
 
     /// As `get`, but the entry leaves the cache: for a record about to be
@@ -263,8 +272,8 @@ impl RecordCache {
     /// rewrite needs. Keeping them would leave two copies of the block in
     /// the cache once the new record is written.
     pub fn take(&self, key: (u32, u64), len: usize, crc: u32) -> Option<RecordBytes> {
-        let r = self.get(key, len, crc)?;
         let mut g = self.lock();
+        let r = g.map.get(&key)?.answer(len, crc)?;
         if let Some(old) = g.map.remove(&key) {
             g.bytes -= old.bytes.len();
         }
