@@ -29,7 +29,7 @@
 //!   per existing PFS (snaps: its number of snapshot records; the tool
 //!   finds where each is mounted). `rsvbigblocks` follows the kernel's
 //!   `_hammer_checkspace(HAMMER_CHKSPC_WRITE)`: 20 big-blocks of slop plus
-//!   the dirty-buffer limit (`MAX_DIRTY_BYTES`, the counterpart of
+//!   the dirty-data limit (`Fs::dirty_limit`, the counterpart of
 //!   `hammer_limit_dirtybufspace`) plus the dirty buffers held now, in
 //!   big-blocks rounded down.
 //! * `version`: `min`, `wip`, `max`, `current`, `description` (the kernel's
@@ -73,7 +73,7 @@
 
 use crate::control::{hex, socket_path, unhex, write_reply, Reply, MAX_REQUEST};
 use crate::{CliError, CliResult};
-use hammer_engine::fs::{Fs, PruneElm, PruneLimits, ReblockOpts, SetAttr, MAX_DIRTY_BYTES};
+use hammer_engine::fs::{Fs, PruneElm, PruneLimits, ReblockOpts, SetAttr};
 use hammer_fuse::FsHandle;
 use hammer_ondisk::*;
 use std::io::Read;
@@ -1207,10 +1207,11 @@ fn info(fs: &mut Fs, mount_point: &Path) -> hammer_engine::Result<Reply> {
         pfs.push((id, d, fs.snapshots()?.len()));
     }
     fs.enter_pfs(0)?;
+    let dirty_limit = fs.dirty_limit();
     let set = fs.volumes();
     let hd = set.header();
     let rsv_bytes = CHKSPC_WRITE_SLOP * HAMMER_BIGBLOCK_SIZE
-        + MAX_DIRTY_BYTES
+        + dirty_limit
         + set.dirty_buffers() as u64 * HAMMER_BUFSIZE;
     let mut kv = vec![
         ("label", hd.label()),

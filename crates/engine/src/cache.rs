@@ -232,6 +232,9 @@ pub struct RecordCache {
     /// (`set_capacity`), so that data records use the room metadata does
     /// not need, and give it back as the buffer cache grows.
     capacity: AtomicUsize,
+    /// Of that, what file data waiting for its flush holds now: it shares
+    /// the same budget (`reserve`).
+    reserved: AtomicUsize,
 }
 
 /// The longest record (HAMMER_XBUFSIZE): how far back an overlapping
@@ -243,6 +246,7 @@ impl RecordCache {
         RecordCache {
             inner: Mutex::new(RecordInner::default()),
             capacity: AtomicUsize::new(bytes),
+            reserved: AtomicUsize::new(0),
         }
     }
 
@@ -250,8 +254,30 @@ impl RecordCache {
     /// if it holds more.
     pub fn set_capacity(&self, bytes: usize) {
         self.capacity.store(bytes, Ordering::Relaxed);
+        self.evict_to_room();
+    }
+
+    /// Sets aside `bytes` of the records' room for file data written and
+    /// not yet flushed, so that clean records, buffers and dirty data stay
+    /// within one budget together: records give way as dirty data grows
+    /// and get the room back after the flush.
+    pub fn reserve(&self, bytes: usize) {
+        if self.reserved.swap(bytes, Ordering::Relaxed) < bytes {
+            self.evict_to_room();
+        }
+    }
+
+    /// What records may hold now.
+    fn room(&self) -> usize {
+        self.capacity
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.reserved.load(Ordering::Relaxed))
+    }
+
+    fn evict_to_room(&self) {
+        let room = self.room();
         let mut g = self.lock();
-        Self::evict_to(&mut g, bytes);
+        Self::evict_to(&mut g, room);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, RecordInner> {
@@ -282,7 +308,7 @@ impl RecordCache {
 
     pub fn insert(&self, key: (u32, u64), bytes: RecordBytes, crc: Option<u32>) {
         let len = bytes.len();
-        let capacity = self.capacity.load(Ordering::Relaxed);
+        let capacity = self.room();
         if len == 0 || len > capacity {
             return;
         }
@@ -400,6 +426,31 @@ mod tests {
         // The buffer cache stops at half; the records keep the other half.
         assert_eq!(c.len(), 32);
         assert_eq!(r.bytes(), budget / 2);
+    }
+
+    #[test]
+    fn dirty_data_takes_room_from_records() {
+        let r = RecordCache::new(8 * 65536);
+        for i in 0..8u64 {
+            r.insert((0, i * 65536), rec(i as u8, 65536), None);
+        }
+        assert_eq!(r.bytes(), 8 * 65536);
+        // Dirty data grows: records give way at once and take no more.
+        r.reserve(5 * 65536);
+        assert_eq!(r.bytes(), 3 * 65536);
+        r.insert((0, 100 * 65536), rec(9, 65536), None);
+        assert_eq!(r.bytes(), 3 * 65536);
+        // A reservation over the whole capacity leaves records nothing.
+        r.reserve(9 * 65536);
+        assert_eq!(r.bytes(), 0);
+        r.insert((0, 0), rec(1, 65536), None);
+        assert_eq!(r.bytes(), 0);
+        // After the flush the room comes back.
+        r.reserve(0);
+        for i in 0..8u64 {
+            r.insert((0, i * 65536), rec(i as u8, 65536), None);
+        }
+        assert_eq!(r.bytes(), 8 * 65536);
     }
 
     #[test]

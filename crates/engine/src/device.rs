@@ -46,8 +46,22 @@ impl DataBlock {
         Some(DataBlock { pages })
     }
 
+    /// `len` zero bytes (a whole number of 4 KiB pages).
+    pub fn zeroed(len: usize) -> Option<DataBlock> {
+        if !len.is_multiple_of(4096) {
+            return None;
+        }
+        Some(DataBlock {
+            pages: vec![Page([0; 4096]); len / 4096],
+        })
+    }
+
     pub fn bytes(&self) -> &[u8] {
         self.pages.as_bytes()
+    }
+
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.pages.as_mut_bytes()
     }
 
     pub fn len(&self) -> usize {
@@ -56,6 +70,19 @@ impl DataBlock {
 
     pub fn is_empty(&self) -> bool {
         self.pages.is_empty()
+    }
+}
+
+impl std::ops::Deref for DataBlock {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
+impl std::ops::DerefMut for DataBlock {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.bytes_mut()
     }
 }
 

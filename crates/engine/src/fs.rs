@@ -29,6 +29,8 @@ pub use rebalance::RebalanceStats;
 pub use reblock::{ReblockOpts, ReblockStats};
 
 use crate::btree::{record_range, BTree};
+use crate::cache::RecordBytes;
+use crate::device::DataBlock;
 use crate::error::{Error, FsError, Result};
 use crate::flush::RedoRecord;
 use crate::fsread::{dirent_from, DirEntry, FsReader};
@@ -41,8 +43,12 @@ use zerocopy::IntoBytes;
 
 /// Longest name a directory entry may carry.
 pub const NAME_MAX: usize = 255;
-/// Dirty buffer memory that triggers an early flush.
-pub const MAX_DIRTY_BYTES: u64 = 128 << 20;
+/// The least memory changes may hold before a flush is forced, whatever
+/// the cache budget.
+const MIN_DIRTY_BYTES: u64 = 32 << 20;
+/// How far what pending data holds may drift before the record cache is
+/// told (each telling takes its lock).
+const RESERVE_STEP: u64 = 4 << 20;
 
 /// Masters of a multi-master set (`HAMMER_MAX_MASTERS`).
 pub const MAX_MASTERS: u64 = 16;
@@ -145,7 +151,7 @@ pub struct Fs {
     /// (object, block offset): they become records once, at the flush, so
     /// rewriting a block many times between flushes costs one record — as
     /// the kernel's buffer cache does — instead of leaving freed fragments.
-    dirty_blocks: BTreeMap<(u32, i64, u64), Vec<u8>>,
+    dirty_blocks: BTreeMap<(u32, i64, u64), DataBlock>,
     /// When each dirty block was first written (its place in the flush).
     block_order: std::collections::HashMap<(u32, i64, u64), u64>,
     /// Blocks already stored whole in this transaction. Written whole
@@ -155,6 +161,11 @@ pub struct Fs {
     stored_whole: std::collections::HashSet<(u32, i64, u64)>,
     block_seq: u64,
     dirty_block_bytes: u64,
+    /// Memory changes may hold before a flush is forced: half the cache
+    /// budget, which they share with clean buffers and records.
+    dirty_limit: u64,
+    /// What the record cache was last told pending data holds.
+    reserved_pending: u64,
     /// Clock override for tests (microseconds).
     pub clock: Option<u64>,
     /// Whether reads update access times.
@@ -165,6 +176,18 @@ pub struct Fs {
     /// DragonFly's master id -1): consecutive TIDs and no `mirror_tid`
     /// propagation above the changed node.
     master_id: Option<u8>,
+}
+
+/// What a block's new record is made from: bytes the caller lends (a
+/// block written whole) or a dirty block handed over.
+enum BlockContent<'a> {
+    Slice(&'a [u8]),
+    Owned(&'a mut Option<DataBlock>),
+}
+
+/// A copy of `src` (a whole block) in aligned memory.
+fn copy_block(src: &[u8]) -> Result<DataBlock> {
+    Ok(DataBlock::from_bytes(src).ok_or(FsError::Invalid)?)
 }
 
 fn now_us() -> u64 {
@@ -242,10 +265,13 @@ impl Fs {
             stored_whole: Default::default(),
             block_seq: 0,
             dirty_block_bytes: 0,
+            dirty_limit: 0,
+            reserved_pending: 0,
             clock: None,
             atime: AtimeMode::Never,
             master_id: Some(0),
         };
+        fs.dirty_limit = (fs.set.cache_budget() as u64 / 2).max(MIN_DIRTY_BYTES);
         let redo = fs.set.take_pending_redo();
         if !redo.is_empty() {
             fs.replay_redo(redo)?;
@@ -833,6 +859,26 @@ impl Fs {
         Ok(e)
     }
 
+    /// As `store_data` for a whole aligned block, which is handed to the
+    /// disk's write-behind itself instead of a copy. It leaves `slot` only
+    /// once queued: on an error (no space) the caller still holds it.
+    fn store_block(
+        &mut self,
+        mut e: HammerBtreeLeafElm,
+        slot: &mut Option<DataBlock>,
+    ) -> Result<HammerBtreeLeafElm> {
+        let Some(b) = slot.as_ref() else {
+            return Err(FsError::Invalid.into());
+        };
+        let zone = data_zone_index(b.len() as u64);
+        let off = self.set.alloc(zone, b.len() as u64)?;
+        e.data_offset = off;
+        e.data_len = b.len() as i32;
+        e.data_crc = leaf_data_crc(self.set.crc_kind(), e.base.rec_type, b);
+        self.set.write_fresh_block(off, slot)?;
+        Ok(e)
+    }
+
     /// Ends a record's life at this transaction: removed outright if it was
     /// made in this transaction or history is off, else marked deleted.
     fn retire(&mut self, e: &HammerBtreeLeafElm, keep_history: bool) -> Result<()> {
@@ -1265,19 +1311,34 @@ impl Fs {
     /// one record is exactly the block (the usual case), a single copy of
     /// it, taken out of the record cache; otherwise a read of the range.
     /// Bytes past the end of the file read as zeros either way.
-    fn block_for_rewrite(&self, ino: i64, bstart: u64, bsize: u64) -> Result<Vec<u8>> {
+    fn block_for_rewrite(&self, ino: i64, bstart: u64, bsize: u64) -> Result<DataBlock> {
         let size = self.inode(ino, HAMMER_MAX_TID)?.size;
         if let [e] = self.data_records(ino, bstart, bstart + bsize)?.as_slice() {
             let len = e.data_len.max(0) as u64;
             if len == bsize && e.base.key as u64 == bstart + bsize && bstart < size {
-                let mut v = self.set.file_data_for_rewrite(e)?.to_vec();
+                let mut b = match self.set.file_data_for_rewrite(e)? {
+                    // The block this one was flushed from, out of the
+                    // record cache and held nowhere else: it is reused as
+                    // it is, without a copy.
+                    RecordBytes::Block(arc, n) if n == bsize as usize => {
+                        match std::sync::Arc::try_unwrap(arc) {
+                            Ok(b) => b,
+                            Err(arc) => copy_block(&arc.bytes()[..n])?,
+                        }
+                    }
+                    r => copy_block(&r)?,
+                };
                 if bstart + bsize > size {
-                    v[(size - bstart) as usize..].fill(0);
+                    b[(size - bstart) as usize..].fill(0);
                 }
-                return Ok(v);
+                return Ok(b);
             }
         }
-        self.read_as(ino, bstart, bsize as usize, HAMMER_MAX_TID, true)
+        let mut b = DataBlock::zeroed(bsize as usize).ok_or(FsError::Invalid)?;
+        let v = self.read_as(ino, bstart, bsize as usize, HAMMER_MAX_TID, true)?;
+        let n = v.len().min(b.len());
+        b[..n].copy_from_slice(&v[..n]);
+        Ok(b)
     }
 
     /// Rewrites the block holding `block_off` with `content` (which is the
@@ -1287,7 +1348,7 @@ impl Fs {
         ino: i64,
         block_off: u64,
         bsize: u64,
-        content: &[u8],
+        content: BlockContent<'_>,
         file_size: u64,
     ) -> Result<()> {
         let keep = {
@@ -1310,7 +1371,18 @@ impl Fs {
             tid,
         );
         // The new data first: if there is no room, the old block stays.
-        let e = self.store_data(e, &content[..len as usize])?;
+        let e = match content {
+            BlockContent::Slice(b) => self.store_data(e, &b[..len as usize])?,
+            BlockContent::Owned(slot) if slot.as_ref().is_some_and(|b| b.len() as u64 == len) => {
+                self.store_block(e, slot)?
+            }
+            BlockContent::Owned(slot) => {
+                let b = slot.as_ref().ok_or(FsError::Invalid)?;
+                let e = self.store_data(e, &b[..len as usize])?;
+                *slot = None;
+                e
+            }
+        };
         for old in self.data_records(ino, block_off, block_off + bsize)? {
             self.retire(&old, keep)?;
         }
@@ -1358,7 +1430,7 @@ impl Fs {
                     // goes on, instead of waiting in memory for the flush
                     // (the record itself is in the tree's dirty buffers,
                     // part of the same transaction as before).
-                    match self.put_block(ino, bstart, bsize, src, new_size) {
+                    match self.put_block(ino, bstart, bsize, BlockContent::Slice(src), new_size) {
                         Ok(()) => {}
                         Err(Error::Fs(FsError::NoSpace)) if pos > off => {
                             // Keep what fit; report the short write.
@@ -1369,7 +1441,7 @@ impl Fs {
                         Err(e) => return Err(e),
                     }
                     pos += n;
-                    if pos < end && self.pending_bytes() > MAX_DIRTY_BYTES {
+                    if pos < end && self.pending_bytes() > self.dirty_limit {
                         let di = self.dirty(ino)?;
                         di.size = di.size.max(pos);
                         self.sync()?;
@@ -1378,12 +1450,11 @@ impl Fs {
                 }
                 // A block written in part starts from what it holds now
                 // (zeros past EOF); one written whole needs none of it.
-                let mut block = if whole {
-                    Vec::with_capacity(bsize as usize)
+                let block = if whole {
+                    DataBlock::zeroed(bsize as usize).ok_or(FsError::Invalid)?
                 } else {
                     self.block_for_rewrite(ino, bstart, bsize)?
                 };
-                block.resize(bsize as usize, 0);
                 self.dirty_blocks.insert(key, block);
                 self.note_block_order(key);
                 self.dirty_block_bytes += bsize;
@@ -1392,7 +1463,7 @@ impl Fs {
             let at = (pos - bstart) as usize;
             block[at..at + n as usize].copy_from_slice(src);
             pos += n;
-            if pos < end && self.pending_bytes() > MAX_DIRTY_BYTES {
+            if pos < end && self.pending_bytes() > self.dirty_limit {
                 // A long write becomes several flushes, each with the size
                 // written so far.
                 let di = self.dirty(ino)?;
@@ -1454,8 +1525,10 @@ impl Fs {
                     && !self.data_records(ino, bstart, bstart + bsize)?.is_empty()
                 {
                     // `read` clips at the old size, so the tail is zero.
-                    let mut block = self.read(ino, bstart, bsize as usize, HAMMER_MAX_TID)?;
-                    block.resize(bsize as usize, 0);
+                    let v = self.read(ino, bstart, bsize as usize, HAMMER_MAX_TID)?;
+                    let mut block = DataBlock::zeroed(bsize as usize).ok_or(FsError::Invalid)?;
+                    let n = v.len().min(block.len());
+                    block[..n].copy_from_slice(&v[..n]);
                     self.dirty_blocks.insert(key, block);
                     self.note_block_order(key);
                     self.dirty_block_bytes += bsize;
@@ -1507,12 +1580,18 @@ impl Fs {
             let Some(block) = self.dirty_blocks.remove(&(lo, ino, bstart)) else {
                 continue;
             };
-            self.dirty_block_bytes -= block.len() as u64;
+            let bsize = block.len() as u64;
+            self.dirty_block_bytes -= bsize;
             if bstart < size {
-                if let Err(e) = self.put_block(ino, bstart, block.len() as u64, &block, size) {
-                    // The block stays queued: nothing is lost.
-                    self.dirty_block_bytes += block.len() as u64;
-                    self.dirty_blocks.insert((lo, ino, bstart), block);
+                let mut slot = Some(block);
+                let r = self.put_block(ino, bstart, bsize, BlockContent::Owned(&mut slot), size);
+                if let Err(e) = r {
+                    // The block stays queued (unless the disk already has
+                    // it): nothing is lost.
+                    if let Some(block) = slot {
+                        self.dirty_block_bytes += bsize;
+                        self.dirty_blocks.insert((lo, ino, bstart), block);
+                    }
                     return Err(e);
                 }
             }
@@ -1629,6 +1708,7 @@ impl Fs {
         self.tid = None;
         self.redo_ops.clear();
         self.stored_whole.clear();
+        self.note_pending();
         let now = (self.now() / 1_000_000) as u32;
         if let Some(index) = self.time_index.as_mut() {
             index.insert(tid, now);
@@ -1651,10 +1731,28 @@ impl Fs {
         // Worst case per metadata buffer: all of it logged, plus record heads.
         let undo_worst = self.set.dirty_meta_buffers() as u64 * (HAMMER_BUFSIZE + 2048);
         let memory = self.set.dirty_buffers() as u64 * HAMMER_BUFSIZE + self.pending_bytes();
-        if undo_worst * 2 > fifo || memory > MAX_DIRTY_BYTES {
+        if undo_worst * 2 > fifo || memory > self.dirty_limit {
             self.sync()?;
         }
+        self.note_pending();
         Ok(())
+    }
+
+    /// Memory changes may hold before a flush is forced.
+    pub fn dirty_limit(&self) -> u64 {
+        self.dirty_limit
+    }
+
+    /// Keeps the record cache's room in step with the data waiting for
+    /// the flush, so that both stay within one budget.
+    fn note_pending(&mut self) {
+        let pending = self.pending_bytes();
+        if pending.abs_diff(self.reserved_pending) >= RESERVE_STEP
+            || (pending == 0) != (self.reserved_pending == 0)
+        {
+            self.set.reserve_for_pending(pending);
+            self.reserved_pending = pending;
+        }
     }
 
     /// The newest TID committed at or before `secs` (Unix time), for

@@ -40,10 +40,34 @@ impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
             writable: false,
-            cache_bytes: 256 << 20,
+            cache_bytes: default_cache_bytes(),
             recover: false,
         }
     }
+}
+
+/// The cache budget when none is given: a sixteenth of the machine's
+/// memory, at least 256 MiB and at most 1 GiB. It bounds everything the
+/// engine keeps of the volume's contents: clean metadata buffers, file
+/// data records, and file data written and not yet flushed (which may take
+/// up to half of it before a flush is forced). A bigger budget lets random
+/// writes into a large file gather in memory until the periodic flush
+/// instead of forcing a flush per budget's worth of 64 KiB blocks.
+pub fn default_cache_bytes() -> usize {
+    const MIN: usize = 256 << 20;
+    const MAX: usize = 1 << 30;
+    // SAFETY: sysconf only reads system configuration.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if pages <= 0 || page <= 0 {
+        return MIN;
+    }
+    let ram = (pages as u128 * page as u128).min(usize::MAX as u128) as usize;
+    (ram / 16).clamp(MIN, MAX)
 }
 
 pub struct VolumeSet {
@@ -53,6 +77,8 @@ pub struct VolumeSet {
     pub(crate) cache: BufferCache,
     /// Whole file data records, checked (half of the cache budget).
     pub(crate) records: Arc<RecordCache>,
+    /// The whole cache budget (`OpenOptions::cache_bytes`).
+    cache_budget: usize,
     /// Buffers changed in memory and not yet written, by (volume, device
     /// offset). Copy-on-write: readers holding an older `Buffer` keep it.
     pub(crate) dirty: std::collections::BTreeMap<(u32, u64), Buffer>,
@@ -141,6 +167,7 @@ impl VolumeSet {
             // check for each 4 KiB read inside it).
             cache: BufferCache::with_records(opts.cache_bytes, records.clone()),
             records,
+            cache_budget: opts.cache_bytes,
             dirty: Default::default(),
             behind: Default::default(),
             behind_bytes: 0,
@@ -240,6 +267,17 @@ impl VolumeSet {
     /// Volumes in volume-number order.
     pub fn iter(&self) -> impl Iterator<Item = &Volume> {
         self.vols.iter().filter_map(|v| v.as_ref())
+    }
+
+    /// The whole cache budget, in bytes.
+    pub fn cache_budget(&self) -> usize {
+        self.cache_budget
+    }
+
+    /// Tells the record cache how much of the budget file data waiting
+    /// for its flush holds now (it gives that room up).
+    pub(crate) fn reserve_for_pending(&self, bytes: u64) {
+        self.records.reserve(bytes.min(usize::MAX as u64) as usize);
     }
 
     pub fn version(&self) -> u32 {

@@ -66,21 +66,59 @@ impl VolumeSet {
     /// while the caller goes on, and the flush only waits for them. Until
     /// that flush is over they are read from `behind`.
     pub fn write_fresh(&mut self, off: u64, data: &[u8]) -> Result<()> {
+        if let Some((vol_no, phys)) = self.behind_target(off, data.len())? {
+            if let Some(block) = DataBlock::from_bytes(data) {
+                self.write_behind(vol_no, phys, block);
+                return Ok(());
+            }
+        }
+        self.write_fresh_buffers(off, data)
+    }
+
+    /// As `write_fresh`, handing over the aligned block itself instead of
+    /// copying it (a file block written in part and kept until the flush).
+    /// The block leaves `slot` only once it is queued, so on an error the
+    /// caller still holds it.
+    pub fn write_fresh_block(&mut self, off: u64, slot: &mut Option<DataBlock>) -> Result<()> {
+        let len = slot.as_ref().map_or(0, |b| b.len());
+        if let Some((vol_no, phys)) = self.behind_target(off, len)? {
+            if let Some(block) = slot.take() {
+                self.write_behind(vol_no, phys, block);
+                return Ok(());
+            }
+        }
+        if let Some(b) = slot.as_ref() {
+            self.write_fresh_buffers(off, b.bytes())?;
+            *slot = None;
+        }
+        Ok(())
+    }
+
+    /// Where `len` bytes of record data at `off` go to write-behind: whole
+    /// aligned buffers in a data zone, one contiguous run on one device.
+    fn behind_target(&self, off: u64, len: usize) -> Result<Option<(u32, u64)>> {
+        if off & HAMMER_BUFMASK != 0
+            || !len.is_multiple_of(BUFSIZE)
+            || len == 0
+            || !is_data_zone(zone_of(off))
+        {
+            return Ok(None);
+        }
+        self.check_writable()?;
+        let (vol_no, phys) = self.device_key(self.to_zone2(off)?)?;
+        let last = self.to_zone2(off + len as u64 - 1)?;
+        let (lvol, lphys) = self.device_key(last)?;
+        // A record never crosses a big-block, but check rather than assume.
+        if lvol == vol_no && lphys == phys + len as u64 - 1 && self.volume(vol_no).is_some() {
+            return Ok(Some((vol_no, phys)));
+        }
+        Ok(None)
+    }
+
+    /// Fresh space written a buffer at a time, through the dirty buffers.
+    fn write_fresh_buffers(&mut self, off: u64, data: &[u8]) -> Result<()> {
         if off & HAMMER_BUFMASK != 0 || !data.len().is_multiple_of(BUFSIZE) {
             return self.write(off, data);
-        }
-        if !data.is_empty() && is_data_zone(zone_of(off)) {
-            self.check_writable()?;
-            let (vol_no, phys) = self.device_key(self.to_zone2(off)?)?;
-            let last = self.to_zone2(off + data.len() as u64 - 1)?;
-            let (lvol, lphys) = self.device_key(last)?;
-            // One contiguous run on one device (a record never crosses a
-            // big-block, but check rather than assume).
-            if lvol == vol_no && lphys == phys + data.len() as u64 - 1 {
-                if let Some(block) = DataBlock::from_bytes(data) {
-                    return self.write_behind(vol_no, phys, block);
-                }
-            }
         }
         for (i, chunk) in data.chunks(BUFSIZE).enumerate() {
             let z2 = self.to_zone2(off + (i * BUFSIZE) as u64)?;
@@ -91,7 +129,11 @@ impl VolumeSet {
 
     /// Queues `block` for device offset `phys` of volume `vol_no` (fresh
     /// space, 16 KiB-aligned, whole buffers) and keeps it for readers.
-    fn write_behind(&mut self, vol_no: u32, phys: u64, block: DataBlock) -> Result<()> {
+    /// The volume must exist (`behind_target` checked). A device that
+    /// cannot take the write now (its writer thread gone) does not lose
+    /// the block: it stays in `behind`, readable, and the flush writes
+    /// everything again and reports the error if that fails too.
+    fn write_behind(&mut self, vol_no: u32, phys: u64, block: DataBlock) {
         let len = block.len() as u64;
         // Nothing older may shadow or outlive the new bytes: a buffer of
         // this space still dirty or cached from its previous life.
@@ -106,18 +148,17 @@ impl VolumeSet {
             b += BUFSIZE as u64;
         }
         let block = std::sync::Arc::new(block);
-        let v = self.volume(vol_no).ok_or(Error::BadAddress {
-            what: "no such volume",
-            offset: phys,
-        })?;
-        v.dev
-            .write_behind(block.clone(), phys)
-            .map_err(|e| Error::io(&v.name, e))?;
+        let queued = match self.volume(vol_no) {
+            Some(v) => v.dev.write_behind(block.clone(), phys).is_ok(),
+            None => false,
+        };
+        if !queued {
+            self.behind_failed = true;
+        }
         if let Some(old) = self.behind.insert((vol_no, phys), block) {
             self.behind_bytes -= old.len() as u64;
         }
         self.behind_bytes += len;
-        Ok(())
     }
 
     /// Bytes of record data stored since the last flush and held in
