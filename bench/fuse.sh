@@ -57,7 +57,9 @@ META_DIRS=$(scaled 200 1)
 META_PER_DIR=$(( $(scaled 20000 100) / META_DIRS ))
 META_FILES=$((META_DIRS * META_PER_DIR))
 MEM_FILES=$(scaled 100000 1000) # memory measurement, 100 per directory
-CACHE_MIB=256                   # engine default (OpenOptions::cache_bytes), what mount_hammer uses without -o cache=
+# The engine's default cache budget (volume::default_cache_bytes), what
+# mount_hammer uses without -o cache=: a sixteenth of memory, 256 MiB to 1 GiB.
+CACHE_MIB=$(awk '/^MemTotal:/ { m = int($2 / 1024 / 16); if (m < 256) m = 256; if (m > 1024) m = 1024; print m }' /proc/meminfo)
 
 # ---------------------------------------------------------------- setup
 

@@ -11,8 +11,9 @@
 //! `writeback` (kernel writeback caching: faster random writes) and the
 //! generic `atime`, `noatime`, `dev`, `nodev`, `suid`, `nosuid`, `exec`,
 //! `noexec`, and DragonFly's `master=<id>` (multi-master TIDs), `nomirror`
-//! (no `mirror_tid` propagation), plus `cache=<size>` (buffer and record
-//! caches), `threads=N` (FUSE request threads, default 2) and the atime modes `relatime` (default), `atime`/`strictatime`, `noatime`
+//! (no `mirror_tid` propagation), plus `cache=<size>` (the one budget of
+//! metadata buffers, data records and data waiting for the flush; default
+//! `hammer_engine::volume::default_cache_bytes`), `threads=N` (FUSE request threads, default 2) and the atime modes `relatime` (default), `atime`/`strictatime`, `noatime`
 //! (access times are written in place, as DragonFly writes them).
 //! `mount_hammer -u -o ro|rw|nohistory|… dir` changes a live mount. Once serving, the daemon answers `hammer`'s directives on
 //! the mount over the control channel (`control_server`); its socket goes
@@ -67,7 +68,7 @@ pub struct MountArgs {
     /// kernel, and one thread's wait for the next request while another
     /// works.
     pub threads: Option<usize>,
-    /// `-o cache=<size>[k|m|g]`: the cache budget in bytes (metadata buffers take up to half, file data records the rest).
+    /// `-o cache=<size>[k|m|g]`: the cache budget in bytes (metadata buffers take up to half, file data waiting for the flush up to half, clean file data records the rest).
     pub cache_bytes: Option<usize>,
     /// Generic kernel flags passed through.
     pub flags: Vec<MountOption>,

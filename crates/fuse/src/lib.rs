@@ -756,7 +756,19 @@ impl Filesystem for HammerFuse {
             }
             if node.asof == HAMMER_MAX_TID {
                 self.with_fs(node.pfs, |fs| fs.open_ref(node.obj_id))?;
-                return Ok((node.pfs, FopenFlags::FOPEN_NOFLUSH));
+                // The kernel keeps the file's pages from one open to the
+                // next, as a local filesystem's page cache does. That is
+                // coherent because the current state of a file changes
+                // only through this mount: the volumes are locked to this
+                // daemon, every write and truncation comes through the
+                // kernel (which updates or drops its pages itself), a
+                // slave PFS (the one thing `mirror-write` changes) is only
+                // ever seen as of a TID, and object ids are never reused,
+                // so no other file can inherit cached pages.
+                return Ok((
+                    node.pfs,
+                    FopenFlags::FOPEN_NOFLUSH | FopenFlags::FOPEN_KEEP_CACHE,
+                ));
             }
             // A committed past state never changes: the kernel may keep
             // its pages from one open to the next.
