@@ -576,3 +576,68 @@ fn partial_rewrites_read_back_now_and_as_of_before() {
     let mut set = fs.into_volumes();
     check_volume(&mut set);
 }
+
+/// A flipped byte in file data on disk is an error naming the record,
+/// never wrong bytes: whether the read takes the whole record (straight
+/// from the disk into the answer) or a part of it (through the record
+/// cache). The records next to it still read.
+#[test]
+fn corrupt_file_data_is_an_error_not_bytes() {
+    let t = tempfile::tempdir().unwrap();
+    let path = small_volume(t.path(), 400 << 20);
+    let len = 512usize << 10;
+    // 16 KiB records; each 4 KiB page starts with a marker naming it.
+    let data: Vec<u8> = (0..len)
+        .map(|i| {
+            let page = i / 4096;
+            let marker = format!("PAGE-MARKER-{page:06}-");
+            match marker.as_bytes().get(i % 4096) {
+                Some(&b) => b,
+                None => (i % 253) as u8,
+            }
+        })
+        .collect();
+    {
+        let mut fs = Fs::open(std::slice::from_ref(&path), false).unwrap();
+        let ino = fs
+            .create(1, b"f", NewObject::File, 0o644, 0, 0)
+            .unwrap()
+            .ino;
+        assert_eq!(
+            ino,
+            fs.lookup(1, b"f", HAMMER_MAX_TID).unwrap().unwrap().obj_id
+        );
+        fs.write(ino, 0, &data).unwrap();
+        fs.sync().unwrap();
+    }
+    // Page 40 (inside the record of bytes 160..176 KiB) loses a byte.
+    let mut img = std::fs::read(&path).unwrap();
+    let marker = b"PAGE-MARKER-000040-";
+    let at = img
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("the page is on disk");
+    img[at + 100] ^= 0x5a;
+    std::fs::write(&path, &img).unwrap();
+    drop(img);
+
+    let fs = Fs::open(std::slice::from_ref(&path), false).unwrap();
+    let ino = fs.lookup(1, b"f", HAMMER_MAX_TID).unwrap().unwrap().obj_id;
+    let whole = fs.read(ino, 0, len, HAMMER_MAX_TID).unwrap_err();
+    assert!(whole.to_string().contains("CRC"), "{whole}");
+    let part = fs
+        .read(ino, 40 * 4096 + 50, 100, HAMMER_MAX_TID)
+        .unwrap_err();
+    assert!(part.to_string().contains("CRC"), "{part}");
+    let one_record = fs
+        .read(ino, 160 << 10, 16 << 10, HAMMER_MAX_TID)
+        .unwrap_err();
+    assert!(one_record.to_string().contains("CRC"), "{one_record}");
+    // The records around it are intact.
+    let before = fs.read(ino, 0, 160 << 10, HAMMER_MAX_TID).unwrap();
+    assert!(before == data[..160 << 10]);
+    let after = fs
+        .read(ino, 176 << 10, len - (176 << 10), HAMMER_MAX_TID)
+        .unwrap();
+    assert!(after == data[176 << 10..]);
+}

@@ -624,6 +624,13 @@ impl Fs {
                     continue;
                 }
             }
+            if !rewrite && a == start && b == start + len {
+                // The whole record is wanted: it goes straight into the
+                // answer (see `file_data_into`).
+                self.set
+                    .file_data_into(&e, &mut out[(a - off) as usize..(b - off) as usize])?;
+                continue;
+            }
             let data = if rewrite {
                 self.set.file_data_for_rewrite(&e)?
             } else {

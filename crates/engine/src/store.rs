@@ -62,6 +62,62 @@ impl VolumeSet {
         Ok(r)
     }
 
+    /// A file data record's bytes, checked, into `dst` (exactly the
+    /// record's length): for a read that wants the whole record. From
+    /// memory when it is there; otherwise read from the disk straight into
+    /// `dst` and not kept in the record cache: a reader taking whole
+    /// records (sequential reads, which the kernel sends as large
+    /// requests) gets them kept by the kernel's page cache above FUSE, and
+    /// keeping them here too would cost a copy and evict the records that
+    /// small reads inside large records need.
+    pub fn file_data_into(&self, e: &HammerBtreeLeafElm, dst: &mut [u8]) -> Result<()> {
+        let len = e.data_len.max(0) as usize;
+        if dst.len() != len {
+            return Err(Error::corrupt(
+                "btree",
+                format!("record data length {len}, {} wanted", dst.len()),
+                e.data_offset,
+            ));
+        }
+        let plain = len == 0
+            || e.data_len as u64 > HAMMER_XBUFSIZE
+            || !is_data_zone(zone_of(e.data_offset));
+        if !plain {
+            let key = self.device_key(self.to_zone2(e.data_offset)?)?;
+            let overlaid = !self.dirty.is_empty()
+                && self
+                    .dirty
+                    .range((key.0, key.1 & !HAMMER_BUFMASK)..(key.0, key.1 + len as u64))
+                    .next()
+                    .is_some();
+            if !overlaid {
+                if let Some((b, 0)) = self.behind_block(key.0, key.1) {
+                    if b.len() >= len {
+                        dst.copy_from_slice(&b.bytes()[..len]);
+                        return Ok(());
+                    }
+                }
+                if let Some(r) = self.records.get(key, len, e.data_crc) {
+                    dst.copy_from_slice(&r);
+                    return Ok(());
+                }
+                if self.read_through_into(e.data_offset, dst)? {
+                    if leaf_data_crc_ok(self.version(), e.base.rec_type, dst, e.data_crc).is_none()
+                    {
+                        return Err(Error::corrupt(
+                            "btree",
+                            "record data CRC mismatch",
+                            e.data_offset,
+                        ));
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        dst.copy_from_slice(&self.record_data(e)?);
+        Ok(())
+    }
+
     /// A leaf's record data, bounds- and CRC-checked.
     pub fn record_data(&self, e: &HammerBtreeLeafElm) -> Result<Vec<u8>> {
         if e.data_len < 0 || e.data_len as u64 > HAMMER_XBUFSIZE {

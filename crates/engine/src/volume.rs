@@ -460,6 +460,35 @@ impl VolumeSet {
     /// system call and without filling the buffer cache (file data is the
     /// kernel page cache's to keep); `None` when it cannot go that way.
     fn read_through(&self, off: u64, len: usize) -> Result<Option<Vec<u8>>> {
+        let Some((vol, z2, phys)) = self.through_target(off, len)? else {
+            return Ok(None);
+        };
+        let out = vol
+            .dev
+            .read_vec(len, phys)
+            .map_err(|e| read_error(vol, z2, phys, &e))?;
+        Ok(Some(out))
+    }
+
+    /// As `read_through`, into `dst` (all of it); false when it cannot go
+    /// that way.
+    pub(crate) fn read_through_into(&self, off: u64, dst: &mut [u8]) -> Result<bool> {
+        if dst.is_empty() {
+            return Ok(false);
+        }
+        let Some((vol, z2, phys)) = self.through_target(off, dst.len())? else {
+            return Ok(false);
+        };
+        vol.dev
+            .read_at(dst, phys)
+            .map_err(|e| read_error(vol, z2, phys, &e))?;
+        Ok(true)
+    }
+
+    /// Where a read of `len` bytes at `off` can go straight to the device:
+    /// one contiguous run of one volume, no part of it dirty, being
+    /// written behind, or in the buffer cache.
+    fn through_target(&self, off: u64, len: usize) -> Result<Option<(&Volume, u64, u64)>> {
         let z2 = self.to_zone2(off)?;
         let Some(end) = z2.checked_add(len as u64 - 1) else {
             return Ok(None);
@@ -493,16 +522,7 @@ impl VolumeSet {
             }
             b += BUFSIZE as u64;
         }
-        let out = vol.dev.read_vec(len, phys).map_err(|e| {
-            Error::Invalid(format!(
-                "Failed to read {}:{:016x} at {:016x}: {}",
-                vol.name,
-                z2,
-                phys,
-                io_text(&e)
-            ))
-        })?;
-        Ok(Some(out))
+        Ok(Some((vol, z2, phys)))
     }
 
     /// Reads a B-tree node (4096 bytes, never crossing a buffer).
@@ -671,4 +691,15 @@ fn check_layout(name: &str, h: &HammerVolumeOndisk, dev: &dyn Device) -> Result<
     }
     let _ = h.as_bytes();
     Ok(())
+}
+
+/// The error of a failed device read, as DragonFly's tools word it.
+fn read_error(vol: &Volume, z2: u64, phys: u64, e: &std::io::Error) -> Error {
+    Error::Invalid(format!(
+        "Failed to read {}:{:016x} at {:016x}: {}",
+        vol.name,
+        z2,
+        phys,
+        io_text(e)
+    ))
 }
