@@ -89,6 +89,13 @@ pub struct VolumeSet {
     /// first barrier. They skip the buffer cache (file data is the kernel
     /// page cache's to keep).
     pub(crate) behind: std::collections::BTreeMap<(u32, u64), Arc<DataBlock>>,
+    /// The blocks of `behind` that go to the record cache once on disk:
+    /// file blocks rewritten in part (the next such rewrite of the block
+    /// takes its memory back without a copy). Blocks written whole do not:
+    /// the kernel's page cache above FUSE keeps what was written, and
+    /// dropping them lets the next blocks reuse their memory instead of
+    /// taking fresh pages.
+    pub(crate) behind_cached: std::collections::HashSet<(u32, u64)>,
     /// Bytes held in `behind`.
     pub(crate) behind_bytes: u64,
     /// A write-behind failed: the next flush writes every block in
@@ -170,6 +177,7 @@ impl VolumeSet {
             cache_budget: opts.cache_bytes,
             dirty: Default::default(),
             behind: Default::default(),
+            behind_cached: Default::default(),
             behind_bytes: 0,
             behind_failed: false,
             writable: opts.writable,

@@ -68,7 +68,7 @@ impl VolumeSet {
     pub fn write_fresh(&mut self, off: u64, data: &[u8]) -> Result<()> {
         if let Some((vol_no, phys)) = self.behind_target(off, data.len())? {
             if let Some(block) = DataBlock::from_bytes(data) {
-                self.write_behind(vol_no, phys, block);
+                self.write_behind(vol_no, phys, block, false);
                 return Ok(());
             }
         }
@@ -83,7 +83,7 @@ impl VolumeSet {
         let len = slot.as_ref().map_or(0, |b| b.len());
         if let Some((vol_no, phys)) = self.behind_target(off, len)? {
             if let Some(block) = slot.take() {
-                self.write_behind(vol_no, phys, block);
+                self.write_behind(vol_no, phys, block, true);
                 return Ok(());
             }
         }
@@ -133,7 +133,8 @@ impl VolumeSet {
     /// cannot take the write now (its writer thread gone) does not lose
     /// the block: it stays in `behind`, readable, and the flush writes
     /// everything again and reports the error if that fails too.
-    fn write_behind(&mut self, vol_no: u32, phys: u64, block: DataBlock) {
+    /// `cache`: the block goes to the record cache after the flush.
+    fn write_behind(&mut self, vol_no: u32, phys: u64, block: DataBlock, cache: bool) {
         let len = block.len() as u64;
         // Nothing older may shadow or outlive the new bytes: a buffer of
         // this space still dirty or cached from its previous life.
@@ -157,6 +158,11 @@ impl VolumeSet {
         }
         if let Some(old) = self.behind.insert((vol_no, phys), block) {
             self.behind_bytes -= old.len() as u64;
+        }
+        if cache {
+            self.behind_cached.insert((vol_no, phys));
+        } else {
+            self.behind_cached.remove(&(vol_no, phys));
         }
         self.behind_bytes += len;
     }
@@ -214,13 +220,15 @@ impl VolumeSet {
 
     /// Forgets the write-behind data once the flush that covers it is
     /// over (it is on disk; readers go there now).
-    /// The blocks go to the record cache: data just written reads back
-    /// from memory.
+    /// Blocks rewritten in part go to the record cache (`behind_cached`).
     pub(crate) fn forget_behind(&mut self) {
+        let cached = std::mem::take(&mut self.behind_cached);
         for (key, block) in std::mem::take(&mut self.behind) {
-            let len = block.len();
-            self.records
-                .insert(key, crate::cache::RecordBytes::Block(block, len), None);
+            if cached.contains(&key) {
+                let len = block.len();
+                self.records
+                    .insert(key, crate::cache::RecordBytes::Block(block, len), None);
+            }
         }
         self.behind_bytes = 0;
     }
