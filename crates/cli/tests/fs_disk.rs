@@ -562,8 +562,39 @@ fn partial_rewrites_read_back_now_and_as_of_before() {
                 fs.read(ino, a as u64, e - a, HAMMER_MAX_TID).unwrap() == model[a..e],
                 "round {round}: read of {a}..{e} before the flush"
             );
+            // The mount's reads (a share of one record where they can):
+            // small ones inside, on and next to the rewritten block.
+            for (ra, rn) in [(off, n), (off.saturating_sub(4096), 4096), (off + n, 4096)] {
+                let re = (ra + rn).min(model.len());
+                let got = fs
+                    .read_shared(ino, ra as u64, rn, HAMMER_MAX_TID, true)
+                    .unwrap();
+                assert!(
+                    *got == model[ra.min(re)..re],
+                    "round {round}: shared read of {ra}..{re} before the flush"
+                );
+            }
         }
         fs.sync().unwrap();
+        // After the flush every small read is a share of a record.
+        for _ in 0..100 {
+            let ra = rng.below(model.len());
+            let rn = 1 + rng.below(8192);
+            let re = (ra + rn).min(model.len());
+            let got = fs
+                .read_shared(ino, ra as u64, rn, HAMMER_MAX_TID, false)
+                .unwrap();
+            assert!(
+                *got == model[ra..re],
+                "round {round}: shared read of {ra}..{re} after the flush"
+            );
+            let old_got = fs.read_shared(ino, ra as u64, rn, t0, false).unwrap();
+            let oe = (ra + rn).min(old.len());
+            assert!(
+                *old_got == old[ra.min(oe)..oe],
+                "round {round}: shared read of {ra}..{oe} as of the first flush"
+            );
+        }
         assert!(
             fs.read(ino, 0, model.len() + 10, HAMMER_MAX_TID).unwrap() == model,
             "round {round}: after the flush"

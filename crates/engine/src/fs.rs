@@ -178,6 +178,23 @@ pub struct Fs {
     master_id: Option<u8>,
 }
 
+/// What `Fs::read_shared` answers: bytes of its own, or a range of a
+/// record shared with the record cache.
+pub enum ReadData {
+    Owned(Vec<u8>),
+    Shared(RecordBytes, std::ops::Range<usize>),
+}
+
+impl std::ops::Deref for ReadData {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            ReadData::Owned(v) => v,
+            ReadData::Shared(r, range) => &r[range.clone()],
+        }
+    }
+}
+
 /// What a block's new record is made from: bytes the caller lends (a
 /// block written whole) or a dirty block handed over.
 enum BlockContent<'a> {
@@ -573,6 +590,97 @@ impl Fs {
         self.read_as(ino, off, len, asof, false)
     }
 
+    /// `read` for a reader that only looks at the bytes, and then notes
+    /// the access (`note_access`) when `access` is set. A range inside
+    /// one record comes back as a share of the record itself (no copy:
+    /// a small read inside a cached 64 KiB record costs a lookup, not a
+    /// copy), anything else as `read` gives it. The inode is looked up
+    /// once for both the read and the access time.
+    pub fn read_shared(
+        &mut self,
+        ino: i64,
+        off: u64,
+        len: usize,
+        asof: u64,
+        access: bool,
+    ) -> Result<ReadData> {
+        let asof = self.view(asof);
+        let d = self.inode(ino, asof)?;
+        let out = self.read_one_record(ino, &d, off, len, asof)?;
+        let out = match out {
+            Some(r) => r,
+            None => ReadData::Owned(self.read_as(ino, off, len, asof, false)?),
+        };
+        if access && asof == HAMMER_MAX_TID {
+            // The bytes are read: an access time that cannot be noted
+            // (say, a full volume) does not fail the read.
+            let _ = self.note_access_of(ino, &d);
+        }
+        Ok(out)
+    }
+
+    /// The share of one record holding all of `off..off+len` (clipped at
+    /// the end of the file), if one does and nothing written since the
+    /// flush lies over it.
+    fn read_one_record(
+        &self,
+        ino: i64,
+        d: &HammerInodeData,
+        off: u64,
+        len: usize,
+        asof: u64,
+    ) -> Result<Option<ReadData>> {
+        if !matches!(d.obj_type, HAMMER_OBJTYPE_REGFILE | HAMMER_OBJTYPE_DBFILE)
+            || off >= d.size
+            || len == 0
+        {
+            return Ok(None);
+        }
+        let end = d.size.min(off.saturating_add(len as u64));
+        if asof == HAMMER_MAX_TID
+            && self
+                .dirty_blocks
+                .range((self.pfs_lo, ino, block_of(off).0)..(self.pfs_lo, ino, end))
+                .next()
+                .is_some()
+        {
+            return Ok(None);
+        }
+        let from = HammerBaseElm {
+            localization: self.pfs_lo | HAMMER_LOCALIZE_MISC,
+            obj_id: ino,
+            rec_type: HAMMER_RECTYPE_DATA,
+            key: (off + 1) as i64,
+            create_tid: 1,
+            ..Default::default()
+        };
+        let to = HammerBaseElm {
+            key: (end + HAMMER_XBUFSIZE).min(i64::MAX as u64) as i64,
+            ..from
+        };
+        let mut covering = None;
+        for e in self.scan_visible(&from, &to, asof)? {
+            let rlen = e.data_len.max(0) as u64;
+            let start = (e.base.key as u64).saturating_sub(rlen);
+            if start >= end || start + rlen <= off {
+                continue;
+            }
+            if covering.is_some() || start > off || start + rlen < end {
+                return Ok(None);
+            }
+            covering = Some((e, start));
+        }
+        let Some((e, start)) = covering else {
+            return Ok(None);
+        };
+        let data = self.set.file_data(&e)?;
+        let (a, b) = ((off - start) as usize, (end - start) as usize);
+        if b > data.len() {
+            return Ok(None);
+        }
+        Ok(Some(ReadData::Shared(data, a..b)))
+    }
+
     /// `read` for the start of a block rewritten in part: the records it
     /// reads are about to be replaced, so they leave the record cache.
     fn read_as(&self, ino: i64, off: u64, len: usize, asof: u64, rewrite: bool) -> Result<Vec<u8>> {
@@ -711,8 +819,16 @@ impl Fs {
         if self.atime == AtimeMode::Never {
             return Ok(());
         }
-        let now = self.now();
         let d = self.inode(ino, HAMMER_MAX_TID)?;
+        self.note_access_of(ino, &d)
+    }
+
+    /// `note_access` with the current inode already in hand.
+    fn note_access_of(&mut self, ino: i64, d: &HammerInodeData) -> Result<()> {
+        if self.atime == AtimeMode::Never {
+            return Ok(());
+        }
+        let now = self.now();
         const DAY_US: u64 = 86_400 * 1_000_000;
         let due = match self.atime {
             AtimeMode::Never => false,

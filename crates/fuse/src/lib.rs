@@ -822,11 +822,12 @@ impl Filesystem for HammerFuse {
         reply: ReplyData,
     ) {
         hammer_engine::stats::FILE_READS.inc();
+        // The answer may share a cached record: it is sent after the
+        // engine's lock is let go, without copying it first.
         match self.node(ino).and_then(|n| {
+            let access = n.asof == HAMMER_MAX_TID && !self.ro();
             self.with_fs(n.pfs, |fs| {
-                let d = fs.read(n.obj_id, offset, size as usize, n.asof)?;
-                self.accessed(fs, n);
-                Ok(d)
+                fs.read_shared(n.obj_id, offset, size as usize, n.asof, access)
             })
         }) {
             Ok(d) => reply.data(&d),
