@@ -214,12 +214,33 @@ impl RecordSlot {
 
 #[derive(Default)]
 struct RecordInner {
-    map: std::collections::BTreeMap<(u32, u64), RecordSlot>,
+    /// The records, hashed: a lookup (every small read) is one probe.
+    map: crate::hash::OffsetMap<(u32, u64), RecordSlot>,
+    /// The same keys in order, for `invalidate`'s range.
+    keys: std::collections::BTreeSet<(u32, u64)>,
     /// CLOCK order: (key, generation); entries replaced or invalidated
     /// since are skipped when the hand reaches them.
     clock: std::collections::VecDeque<((u32, u64), u64)>,
     bytes: usize,
     generation: u64,
+}
+
+impl RecordInner {
+    fn put(&mut self, key: (u32, u64), slot: RecordSlot) -> Option<RecordSlot> {
+        let old = self.map.insert(key, slot);
+        if old.is_none() {
+            self.keys.insert(key);
+        }
+        old
+    }
+
+    fn remove(&mut self, key: &(u32, u64)) -> Option<RecordSlot> {
+        let old = self.map.remove(key);
+        if old.is_some() {
+            self.keys.remove(key);
+        }
+        old
+    }
 }
 
 /// Whole file data records, already checked, by (volume, device offset):
@@ -300,7 +321,7 @@ impl RecordCache {
     pub fn take(&self, key: (u32, u64), len: usize, crc: u32) -> Option<RecordBytes> {
         let mut g = self.lock();
         let r = g.map.get(&key)?.answer(len, crc)?;
-        if let Some(old) = g.map.remove(&key) {
+        if let Some(old) = g.remove(&key) {
             g.bytes -= old.bytes.len();
         }
         Some(r)
@@ -315,7 +336,7 @@ impl RecordCache {
         let mut g = self.lock();
         g.generation += 1;
         let generation = g.generation;
-        if let Some(old) = g.map.insert(
+        if let Some(old) = g.put(
             key,
             RecordSlot {
                 bytes,
@@ -348,7 +369,7 @@ impl RecordCache {
                 g.clock.push_back((k, gen));
                 continue;
             }
-            if let Some(old) = g.map.remove(&k) {
+            if let Some(old) = g.remove(&k) {
                 g.bytes -= old.bytes.len();
             }
         }
@@ -363,13 +384,17 @@ impl RecordCache {
         }
         let lo = from.saturating_sub(MAX_RECORD - 1);
         let gone: Vec<(u32, u64)> = g
-            .map
+            .keys
             .range((vol, lo)..(vol, to))
-            .filter(|(k, s)| k.1 + s.bytes.len() as u64 > from)
-            .map(|(k, _)| *k)
+            .filter(|k| {
+                g.map
+                    .get(k)
+                    .is_some_and(|s| k.1 + s.bytes.len() as u64 > from)
+            })
+            .copied()
             .collect();
         for k in gone {
-            if let Some(old) = g.map.remove(&k) {
+            if let Some(old) = g.remove(&k) {
                 g.bytes -= old.bytes.len();
             }
         }

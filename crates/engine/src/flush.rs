@@ -561,6 +561,7 @@ impl VolumeSet {
     /// Puts a whole buffer in the dirty set without the writable check
     /// (recovery of a read-only open keeps its repairs in memory).
     pub(crate) fn overlay(&mut self, key: (u32, u64), buf: Buffer) {
+        self.generation = self.generation.wrapping_add(1);
         self.dirty.insert(key, buf);
     }
 

@@ -166,6 +166,10 @@ pub struct Fs {
     dirty_limit: u64,
     /// What the record cache was last told pending data holds.
     reserved_pending: u64,
+    /// Current inodes as last read from the B-tree, valid while the
+    /// volume set's metadata generation is the one noted: a random read
+    /// looks its file's inode up on every request.
+    inode_cache: std::cell::RefCell<InodeCache>,
     /// Clock override for tests (microseconds).
     pub clock: Option<u64>,
     /// Whether reads update access times.
@@ -193,6 +197,16 @@ impl std::ops::Deref for ReadData {
             ReadData::Shared(r, range) => &r[range.clone()],
         }
     }
+}
+
+/// Inodes the inode cache holds at most (about 200 bytes each).
+const INODE_CACHE_MAX: usize = 16384;
+
+/// See `Fs::inode_cache`.
+#[derive(Default)]
+struct InodeCache {
+    generation: u64,
+    map: std::collections::HashMap<(u32, i64), HammerInodeData>,
 }
 
 /// What a block's new record is made from: bytes the caller lends (a
@@ -284,6 +298,7 @@ impl Fs {
             dirty_block_bytes: 0,
             dirty_limit: 0,
             reserved_pending: 0,
+            inode_cache: Default::default(),
             clock: None,
             atime: AtimeMode::Never,
             master_id: Some(0),
@@ -527,9 +542,33 @@ impl Fs {
                 return Ok(d.data);
             }
         }
-        self.reader()
+        if asof != HAMMER_MAX_TID {
+            return self
+                .reader()
+                .inode(ino, asof)?
+                .ok_or(Error::Fs(FsError::NotFound));
+        }
+        let key = (self.pfs_lo, ino);
+        let generation = self.set.generation;
+        {
+            let mut c = self.inode_cache.borrow_mut();
+            if c.generation != generation {
+                c.map.clear();
+                c.generation = generation;
+            } else if let Some(d) = c.map.get(&key) {
+                return Ok(*d);
+            }
+        }
+        let d = self
+            .reader()
             .inode(ino, asof)?
-            .ok_or(Error::Fs(FsError::NotFound))
+            .ok_or(Error::Fs(FsError::NotFound))?;
+        let mut c = self.inode_cache.borrow_mut();
+        if c.map.len() >= INODE_CACHE_MAX {
+            c.map.clear();
+        }
+        c.map.insert(key, d);
+        Ok(d)
     }
 
     pub fn getattr(&self, ino: i64, asof: u64) -> Result<Attr> {

@@ -205,6 +205,7 @@ impl VolumeSet {
         let z2 = self.to_zone2(off)?;
         let aligned = z2 & !HAMMER_BUFMASK;
         let (vol_no, phys) = self.device_key(aligned)?;
+        self.generation = self.generation.wrapping_add(1);
         if is_data_zone(zone_of(off)) {
             self.records.invalidate(vol_no, phys, phys + BUFSIZE as u64);
         }

@@ -98,6 +98,10 @@ pub struct VolumeSet {
     pub(crate) behind_cached: std::collections::HashSet<(u32, u64)>,
     /// Bytes held in `behind`.
     pub(crate) behind_bytes: u64,
+    /// Counts changes to metadata in memory (every dirty-buffer update):
+    /// what a cache of decoded B-tree contents checks to know it still
+    /// holds (`Fs`'s inode cache).
+    pub(crate) generation: u64,
     /// A write-behind failed: the next flush writes every block in
     /// `behind` again itself.
     pub(crate) behind_failed: bool,
@@ -178,6 +182,7 @@ impl VolumeSet {
             dirty: Default::default(),
             behind: Default::default(),
             behind_cached: Default::default(),
+            generation: 0,
             behind_bytes: 0,
             behind_failed: false,
             writable: opts.writable,

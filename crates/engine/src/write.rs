@@ -54,6 +54,7 @@ impl VolumeSet {
         self.records
             .invalidate(key.0, key.1, key.1 + BUFSIZE as u64);
         self.note_dirty(key, None, HAMMER_ZONE_LARGE_DATA_INDEX);
+        self.generation = self.generation.wrapping_add(1);
         self.dirty.insert(key, content);
         Ok(())
     }
