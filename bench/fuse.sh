@@ -26,6 +26,9 @@
 #   HAMMERFS_BENCH_FS          filesystems to run (default "ext4 btrfs bindfs hammerfs")
 #   HAMMERFS_BENCH_PLACEMENTS  default "pinned unpinned"
 #   HAMMERFS_BENCH_WORKLOADS   default "seq rand meta untar"
+#   HAMMERFS_BENCH_ROUNDS      runs of each workload per filesystem, the
+#                              filesystems taking turns (default 1); the
+#                              table shows the median, every run is listed
 #   HAMMERFS_BENCH_TREE        directories to tar for the untar workload
 #   HAMMERFS_BENCH_MEMORY=0    skips the memory measurement
 #   HAMMERFS_BIN_DIR           where the release binaries are (default target/release)
@@ -44,6 +47,8 @@ BIN=$(realpath -m "${HAMMERFS_BIN_DIR:-$ROOT/target/release}")
 FSLIST=${HAMMERFS_BENCH_FS:-ext4 btrfs bindfs hammerfs}
 PLACEMENTS=${HAMMERFS_BENCH_PLACEMENTS:-pinned unpinned}
 WORKLOADS=${HAMMERFS_BENCH_WORKLOADS:-seq rand meta untar}
+ROUNDS=${HAMMERFS_BENCH_ROUNDS:-1}
+case $ROUNDS in ''|*[!0-9]*|0) echo "bench/fuse.sh: HAMMERFS_BENCH_ROUNDS must be a positive number" >&2; exit 1 ;; esac
 NCPU=$(nproc)
 case $WORK in *[[:space:]]*) echo "bench/fuse.sh: HAMMERFS_BENCH_DIR must not contain spaces" >&2; exit 1 ;; esac
 
@@ -419,17 +424,22 @@ echo "== scratch: $WORK ($(df -h --output=source "$WORK" | tail -n 1))"
 
 # Each workload on a fresh filesystem, so none inherits another's
 # leftovers (or its failure), the filesystems taking turns.
+# With several rounds, each round runs every filesystem once more, so
+# drift in the machine's speed (this VM's disk and CPU vary from minute to
+# minute) falls on all of them alike.
 for PLACE in $PLACEMENTS; do
     for w in $WORKLOADS; do
-        for fs in $FSLIST; do
-            echo "== $w, $fs, $PLACE"
-            if ! fs_up "$fs" "$PLACE"; then
-                echo "!! $fs: setup failed" | tee -a "$LOG" >&2
-                echo "$fs $PLACE $w: setup failed" >> "$WORK/failed"
-                continue
-            fi
-            workload "$w"
-            fs_down || echo "!! $fs $PLACE: teardown failed" | tee -a "$LOG" >&2
+        for round in $(seq "$ROUNDS"); do
+            for fs in $FSLIST; do
+                echo "== $w, $fs, $PLACE$([ "$ROUNDS" = 1 ] || echo ", round $round")"
+                if ! fs_up "$fs" "$PLACE"; then
+                    echo "!! $fs: setup failed" | tee -a "$LOG" >&2
+                    echo "$fs $PLACE $w: setup failed" >> "$WORK/failed"
+                    continue
+                fi
+                workload "$w"
+                fs_down || echo "!! $fs $PLACE: teardown failed" | tee -a "$LOG" >&2
+            done
         done
     done
 done
@@ -479,8 +489,15 @@ echo "== results (HAMMERFS_BENCH_SCALE=$SCALE; MiB/s and IOPS: higher is better;
 {
     printf 'workload\tunit\tplacement\text4\tbtrfs\tbindfs\thammerfs\thammerfs/bindfs\ttarget\thammerfs/btrfs\ttarget\n'
     awk -F'\t' -v places="$PLACEMENTS" '
-        { v[$1 FS $2 FS $3] = $4 }
-        function get(w, p, f) { k = w FS p FS f; return (k in v && v[k] != "") ? v[k] : "-" }
+        # Every run of a (workload, placement, fs); the table shows the median.
+        $4 != "" { k = $1 FS $2 FS $3; cnt[k]++; runs[k, cnt[k]] = $4 }
+        function median(k,   i, j, t, m, a) {
+            m = cnt[k]
+            for (i = 1; i <= m; i++) a[i] = runs[k, i] + 0
+            for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+            return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+        }
+        function get(w, p, f) { k = w FS p FS f; return (k in cnt) ? median(k) : "-" }
         # Speed ratio of hammerfs over a baseline: >= 1 means hammerfs is no slower.
         function ratio(w, h, b, u) {
             if (h == "-" || b == "-" || h + 0 == 0 || b + 0 == 0) return "-"
@@ -501,4 +518,10 @@ echo "== results (HAMMERFS_BENCH_SCALE=$SCALE; MiB/s and IOPS: higher is better;
             }
         }' "$RESULTS"
 } | column -t -s $'\t'
+if [ "$ROUNDS" != 1 ]; then
+    echo
+    echo "== every run (the table above shows their median)"
+    awk -F'\t' '{ k = $1 " " $2 " " $3; if (!(k in s)) o[++m] = k; s[k] = s[k] " " $4 }
+        END { for (i = 1; i <= m; i++) print o[i] ":" s[o[i]] }' "$RESULTS" | column -t
+fi
 [ -z "$MEMLINE" ] || { echo; echo "$MEMLINE"; }
