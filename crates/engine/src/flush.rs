@@ -357,10 +357,7 @@ impl VolumeSet {
             let Some(Some(orig)) = self.fl.orig.get(key) else {
                 continue;
             };
-            let vol = self.volume(key.0).ok_or(Error::BadAddress {
-                what: "no such volume",
-                offset: key.1,
-            })?;
+            let vol = self.volume_at(key.0, key.1)?;
             let zone2 = encode_raw_buffer(key.0, key.1 - vol.ondisk.vol_buf_beg as u64);
             for (s, e) in diff_ranges(&orig[..], &buf[..], 32) {
                 fw.undo(self, zone2 + s as u64, &orig[s..e])?;
@@ -525,10 +522,7 @@ impl VolumeSet {
                 j += 1;
             }
             let bufs: Vec<&[u8]> = keys[i..j].iter().map(|k| &self.dirty[k][..]).collect();
-            let v = self.volume(vol).ok_or(Error::BadAddress {
-                what: "no such volume",
-                offset: start,
-            })?;
+            let v = self.volume_at(vol, start)?;
             v.dev
                 .write_vectored_at(&bufs, start)
                 .map_err(|e| Error::io(&v.name, e))?;
@@ -538,11 +532,8 @@ impl VolumeSet {
         Ok(())
     }
 
-    fn dev_write(&self, key: (u32, u64), bytes: &[u8]) -> Result<()> {
-        let v = self.volume(key.0).ok_or(Error::BadAddress {
-            what: "no such volume",
-            offset: key.1,
-        })?;
+    pub(crate) fn dev_write(&self, key: (u32, u64), bytes: &[u8]) -> Result<()> {
+        let v = self.volume_at(key.0, key.1)?;
         v.dev
             .write_at(bytes, key.1)
             .map_err(|e| Error::io(&v.name, e))

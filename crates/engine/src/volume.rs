@@ -273,6 +273,14 @@ impl VolumeSet {
         self.vols[0].as_ref().expect("checked at open")
     }
 
+    /// Volume `vol_no`, which `offset` (for the error) lies in.
+    pub(crate) fn volume_at(&self, vol_no: u32, offset: u64) -> Result<&Volume> {
+        self.volume(vol_no).ok_or(Error::BadAddress {
+            what: "no such volume",
+            offset,
+        })
+    }
+
     pub fn volume(&self, vol_no: u32) -> Option<&Volume> {
         self.vols.get(vol_no as usize).and_then(|v| v.as_ref())
     }
@@ -304,11 +312,7 @@ impl VolumeSet {
     /// Translates a zone-2 address to (volume, byte offset on its device),
     /// checking it lies inside the volume's buffer space.
     pub fn zone2_to_phys(&self, zone2: u64) -> Result<(&Volume, u64)> {
-        let vol_no = vol_of(zone2);
-        let vol = self.volume(vol_no).ok_or(Error::BadAddress {
-            what: "no such volume",
-            offset: zone2,
-        })?;
+        let vol = self.volume_at(vol_of(zone2), zone2)?;
         let off = short_of(zone2);
         let beg = vol.ondisk.vol_buf_beg as u64;
         let end = vol.ondisk.vol_buf_end as u64;

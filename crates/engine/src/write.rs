@@ -193,14 +193,8 @@ impl VolumeSet {
         if failed.is_some() || self.behind_failed {
             // Some write went wrong: write everything again, and wait.
             self.behind_failed = true;
-            for (&(vol_no, phys), block) in &self.behind {
-                let v = self.volume(vol_no).ok_or(Error::BadAddress {
-                    what: "no such volume",
-                    offset: phys,
-                })?;
-                v.dev
-                    .write_at(block.bytes(), phys)
-                    .map_err(|e| Error::io(&v.name, e))?;
+            for (&key, block) in &self.behind {
+                self.dev_write(key, block.bytes())?;
             }
             self.behind_failed = false;
         }
@@ -273,10 +267,7 @@ impl VolumeSet {
     /// offset 0) and waits until it is durable.
     pub fn write_header(&mut self, vol_no: u32) -> Result<()> {
         self.check_writable()?;
-        let v = self.volume(vol_no).ok_or(Error::BadAddress {
-            what: "no such volume",
-            offset: 0,
-        })?;
+        let v = self.volume_at(vol_no, 0)?;
         v.dev
             .write_at(v.ondisk.as_bytes(), 0)
             .map_err(|e| Error::io(&v.name, e))?;
