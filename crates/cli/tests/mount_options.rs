@@ -161,7 +161,15 @@ fn access_times_and_master_tids() {
     checkmap(&v.img);
 
     // Bad values are refused before mounting.
-    for bad in ["master=16", "cache=1", "master=x", "threads=0", "threads=x"] {
+    for bad in [
+        "master=16",
+        "cache=1",
+        "master=x",
+        "threads=0",
+        "threads=x",
+        "readahead=1g",
+        "readahead=x",
+    ] {
         let o = Command::new(MOUNT)
             .args(["-f", "-o", bad, &v.img])
             .arg(d)
@@ -183,4 +191,38 @@ fn access_times_and_master_tids() {
         m.unmount();
         checkmap(&v.img);
     }
+
+    // The kernel's readahead window for the mount: 1 MiB by default, as
+    // asked, or the kernel's own with readahead=0.
+    let canon = fs::canonicalize(d).unwrap();
+    let window = || {
+        let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let dev = info
+            .lines()
+            .rev()
+            .find(|l| l.split(' ').nth(4) == Some(canon.to_str().unwrap()))
+            .and_then(|l| l.split(' ').nth(2))
+            .expect("the mount")
+            .to_string();
+        fs::read_to_string(format!("/sys/class/bdi/{dev}/read_ahead_kb"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let kernel_default = {
+        let m = mount(&v, &["-o", "readahead=0"]);
+        let w = window();
+        m.unmount();
+        w
+    };
+    for (opts, want) in [
+        (vec![], "1024".to_string()),
+        (vec!["-o", "readahead=256k"], "256".to_string()),
+        (vec!["-o", "readahead=0"], kernel_default),
+    ] {
+        let m = mount(&v, &opts);
+        assert_eq!(window(), want, "{opts:?}");
+        m.unmount();
+    }
+    checkmap(&v.img);
 }
