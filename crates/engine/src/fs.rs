@@ -130,6 +130,8 @@ pub struct Fs {
     set: VolumeSet,
     pfs_lo: u32,
     /// TID of the transaction in progress, once something changed.
+    /// When the current transaction's TID was handed out (seconds).
+    tid_time: u32,
     tid: Option<u64>,
     /// The highest TID or object id handed out (the kernel's
     /// `hmp->next_tid`); written as `vol0_next_tid` at each flush.
@@ -284,6 +286,7 @@ impl Fs {
             set,
             pfs_lo: pfs_to_lo(pfs_id),
             tid: None,
+            tid_time: 0,
             next_tid: 0,
             objids: Default::default(),
             inodes: BTreeMap::new(),
@@ -483,7 +486,20 @@ impl Fs {
         // hammer_alloc_tid does.
         let t = self.alloc_tids(1);
         self.tid = Some(t);
+        self.tid_time = (self.now() / 1_000_000) as u32;
         t
+    }
+
+    /// The second a record made or deleted now carries: one per
+    /// transaction, as DragonFly stamps every record of a flush with the
+    /// flush's time, so that all of a TID's records (an entry made at
+    /// `create`, the data and inode written at the flush) agree on when it
+    /// happened, and `undo` and `hammer history` print the same date.
+    fn stamp(&self) -> u32 {
+        match self.tid {
+            Some(_) => self.tid_time,
+            None => (self.now() / 1_000_000) as u32,
+        }
     }
 
     /// The TID a read as of `asof` really uses: a TID no flush has
@@ -991,7 +1007,7 @@ impl Fs {
                 btype: HAMMER_BTREE_TYPE_RECORD,
                 localization: lo,
             },
-            create_ts: (self.now() / 1_000_000) as u32,
+            create_ts: self.stamp(),
             ..Default::default()
         }
     }
@@ -1054,7 +1070,7 @@ impl Fs {
         } else {
             let mut d = *e;
             d.base.delete_tid = tid;
-            d.delete_ts = (self.now() / 1_000_000) as u32;
+            d.delete_ts = self.stamp();
             BTree::new(&mut self.set, root).update(&d)?;
         }
         Ok(())
@@ -1871,9 +1887,10 @@ impl Fs {
         self.redo_ops.clear();
         self.stored_whole.clear();
         self.note_pending();
-        let now = (self.now() / 1_000_000) as u32;
+        // The time its records carry (`stamp`).
+        let when = self.tid_time;
         if let Some(index) = self.time_index.as_mut() {
-            index.insert(tid, now);
+            index.insert(tid, when);
         }
         Ok(tid)
     }
