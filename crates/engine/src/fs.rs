@@ -701,18 +701,7 @@ impl Fs {
         {
             return Ok(None);
         }
-        let from = HammerBaseElm {
-            localization: self.pfs_lo | HAMMER_LOCALIZE_MISC,
-            obj_id: ino,
-            rec_type: HAMMER_RECTYPE_DATA,
-            key: (off + 1) as i64,
-            create_tid: 1,
-            ..Default::default()
-        };
-        let to = HammerBaseElm {
-            key: (end + HAMMER_XBUFSIZE).min(i64::MAX as u64) as i64,
-            ..from
-        };
+        let (from, to) = self.data_keys(ino, off, end);
         let mut covering = None;
         for e in self.scan_visible(&from, &to, asof)? {
             let rlen = e.data_len.max(0) as u64;
@@ -751,21 +740,7 @@ impl Fs {
         }
         let end = d.size.min(off.saturating_add(len as u64));
         let mut out = vec![0u8; (end - off) as usize];
-        let lo = self.pfs_lo | HAMMER_LOCALIZE_MISC;
-        // Records are keyed by their end offset: the first one that can
-        // cover `off` has key > off.
-        let from = HammerBaseElm {
-            localization: lo,
-            obj_id: ino,
-            rec_type: HAMMER_RECTYPE_DATA,
-            key: (off + 1) as i64,
-            create_tid: 1,
-            ..Default::default()
-        };
-        let to = HammerBaseElm {
-            key: (end + HAMMER_XBUFSIZE).min(i64::MAX as u64) as i64,
-            ..from
-        };
+        let (from, to) = self.data_keys(ino, off, end);
         for e in self.scan_visible(&from, &to, asof)? {
             let len = e.data_len.max(0) as u64;
             let start = (e.base.key as u64).saturating_sub(len);
@@ -1462,19 +1437,7 @@ impl Fs {
 
     /// The visible DATA records of `ino` that overlap `[from, to)`.
     fn data_records(&self, ino: i64, from: u64, to: u64) -> Result<Vec<HammerBtreeLeafElm>> {
-        let lo = self.pfs_lo | HAMMER_LOCALIZE_MISC;
-        let a = HammerBaseElm {
-            localization: lo,
-            obj_id: ino,
-            rec_type: HAMMER_RECTYPE_DATA,
-            key: (from + 1).min(i64::MAX as u64) as i64,
-            create_tid: 1,
-            ..Default::default()
-        };
-        let b = HammerBaseElm {
-            key: to.saturating_add(HAMMER_XBUFSIZE).min(i64::MAX as u64) as i64,
-            ..a
-        };
+        let (a, b) = self.data_keys(ino, from, to);
         Ok(self
             .scan_visible(&a, &b, HAMMER_MAX_TID)?
             .into_iter()
@@ -1483,6 +1446,26 @@ impl Fs {
                 start < to && (e.base.key as u64) > from
             })
             .collect())
+    }
+
+    /// The B-tree range holding every data record of `ino` that may
+    /// overlap bytes `from..to`: records are keyed by their end offset, so
+    /// the first that can cover `from` has a key above it, and none longer
+    /// than 64 KiB starts below `to` with a key past `to + 64 KiB`.
+    fn data_keys(&self, ino: i64, from: u64, to: u64) -> (HammerBaseElm, HammerBaseElm) {
+        let a = HammerBaseElm {
+            localization: self.pfs_lo | HAMMER_LOCALIZE_MISC,
+            obj_id: ino,
+            rec_type: HAMMER_RECTYPE_DATA,
+            key: from.saturating_add(1).min(i64::MAX as u64) as i64,
+            create_tid: 1,
+            ..Default::default()
+        };
+        let b = HammerBaseElm {
+            key: to.saturating_add(HAMMER_XBUFSIZE).min(i64::MAX as u64) as i64,
+            ..a
+        };
+        (a, b)
     }
 
     /// What a block holds now, as the start of its rewrite in part: when

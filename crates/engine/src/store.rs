@@ -27,22 +27,9 @@ impl VolumeSet {
 
     fn file_data_as(&self, e: &HammerBtreeLeafElm, rewrite: bool) -> Result<RecordBytes> {
         let len = e.data_len.max(0) as usize;
-        if len == 0 || e.data_len as u64 > HAMMER_XBUFSIZE || !is_data_zone(zone_of(e.data_offset))
-        {
+        let Some(key) = self.cacheable_key(e)? else {
             return Ok(RecordBytes::Read(Arc::new(self.record_data(e)?)));
-        }
-        let key = self.device_key(self.to_zone2(e.data_offset)?)?;
-        // Bytes changed in place since (a dirty buffer) win over both
-        // the write-behind block and the cache: read them the plain way.
-        let overlaid = !self.dirty.is_empty()
-            && self
-                .dirty
-                .range((key.0, key.1 & !HAMMER_BUFMASK)..(key.0, key.1 + len as u64))
-                .next()
-                .is_some();
-        if overlaid {
-            return Ok(RecordBytes::Read(Arc::new(self.record_data(e)?)));
-        }
+        };
         if let Some((b, 0)) = self.behind_block(key.0, key.1) {
             if b.len() >= len {
                 return Ok(RecordBytes::Block(b.clone(), len));
@@ -79,43 +66,50 @@ impl VolumeSet {
                 e.data_offset,
             ));
         }
-        let plain = len == 0
-            || e.data_len as u64 > HAMMER_XBUFSIZE
-            || !is_data_zone(zone_of(e.data_offset));
-        if !plain {
-            let key = self.device_key(self.to_zone2(e.data_offset)?)?;
-            let overlaid = !self.dirty.is_empty()
-                && self
-                    .dirty
-                    .range((key.0, key.1 & !HAMMER_BUFMASK)..(key.0, key.1 + len as u64))
-                    .next()
-                    .is_some();
-            if !overlaid {
-                if let Some((b, 0)) = self.behind_block(key.0, key.1) {
-                    if b.len() >= len {
-                        dst.copy_from_slice(&b.bytes()[..len]);
-                        return Ok(());
-                    }
-                }
-                if let Some(r) = self.records.get(key, len, e.data_crc) {
-                    dst.copy_from_slice(&r);
+        if let Some(key) = self.cacheable_key(e)? {
+            if let Some((b, 0)) = self.behind_block(key.0, key.1) {
+                if b.len() >= len {
+                    dst.copy_from_slice(&b.bytes()[..len]);
                     return Ok(());
                 }
-                if self.read_through_into(e.data_offset, dst)? {
-                    if leaf_data_crc_ok(self.version(), e.base.rec_type, dst, e.data_crc).is_none()
-                    {
-                        return Err(Error::corrupt(
-                            "btree",
-                            "record data CRC mismatch",
-                            e.data_offset,
-                        ));
-                    }
-                    return Ok(());
+            }
+            if let Some(r) = self.records.get(key, len, e.data_crc) {
+                dst.copy_from_slice(&r);
+                return Ok(());
+            }
+            if self.read_through_into(e.data_offset, dst)? {
+                if leaf_data_crc_ok(self.version(), e.base.rec_type, dst, e.data_crc).is_none() {
+                    return Err(Error::corrupt(
+                        "btree",
+                        "record data CRC mismatch",
+                        e.data_offset,
+                    ));
                 }
+                return Ok(());
             }
         }
         dst.copy_from_slice(&self.record_data(e)?);
         Ok(())
+    }
+
+    /// Where a file data record's bytes may be found in memory (the
+    /// write-behind blocks, the record cache): its device key, unless it
+    /// is empty, longer than a record can be, outside the data zones, or
+    /// changed in place since (a dirty buffer over it wins over both, so
+    /// it is read the plain way).
+    fn cacheable_key(&self, e: &HammerBtreeLeafElm) -> Result<Option<(u32, u64)>> {
+        let len = e.data_len.max(0) as u64;
+        if len == 0 || len > HAMMER_XBUFSIZE || !is_data_zone(zone_of(e.data_offset)) {
+            return Ok(None);
+        }
+        let key = self.device_key(self.to_zone2(e.data_offset)?)?;
+        let overlaid = !self.dirty.is_empty()
+            && self
+                .dirty
+                .range((key.0, key.1 & !HAMMER_BUFMASK)..(key.0, key.1 + len))
+                .next()
+                .is_some();
+        Ok((!overlaid).then_some(key))
     }
 
     /// A leaf's record data, bounds- and CRC-checked.
