@@ -258,6 +258,10 @@ pub struct RecordCache {
     reserved: AtomicUsize,
 }
 
+/// Blocks just written may fill this part of the record cache's
+/// capacity (a quarter), and only room nobody else uses (`insert_written`).
+const WRITTEN_SHARE: usize = 4;
+
 /// The longest record (HAMMER_XBUFSIZE): how far back an overlapping
 /// entry can start.
 const MAX_RECORD: u64 = 65536;
@@ -350,6 +354,38 @@ impl RecordCache {
         g.bytes += len;
         g.clock.push_back((key, generation));
         Self::evict_to(&mut g, capacity);
+    }
+
+    /// As `insert`, for a block just written (its flush is over): kept as
+    /// a page cache keeps what was written, so that reading it back soon
+    /// does not go to the disk, but only in room nobody uses and up to
+    /// `WRITTEN_SHARE` of the capacity; nothing is evicted for it. The
+    /// bound is there because every block kept makes the next one written
+    /// take fresh memory: a long stream of writes filling the whole budget
+    /// halved sequential writes. Whether it was kept.
+    pub fn insert_written(&self, key: (u32, u64), bytes: RecordBytes) -> bool {
+        let len = bytes.len();
+        let limit = self.capacity.load(Ordering::Relaxed) / WRITTEN_SHARE;
+        let mut g = self.lock();
+        if len == 0 || g.bytes.saturating_add(len) > limit.min(self.room()) {
+            return false;
+        }
+        g.generation += 1;
+        let generation = g.generation;
+        if let Some(old) = g.put(
+            key,
+            RecordSlot {
+                bytes,
+                crc: None,
+                referenced: false,
+                generation,
+            },
+        ) {
+            g.bytes -= old.bytes.len();
+        }
+        g.bytes += len;
+        g.clock.push_back((key, generation));
+        true
     }
 
     /// CLOCK eviction until at most `capacity` bytes are held.
@@ -476,6 +512,35 @@ mod tests {
             r.insert((0, i * 65536), rec(i as u8, 65536), None);
         }
         assert_eq!(r.bytes(), 8 * 65536);
+    }
+
+    #[test]
+    fn written_blocks_only_fill_spare_room() {
+        let r = RecordCache::new(16 * 65536);
+        r.insert((0, 0), rec(1, 65536), None);
+        r.insert((0, 65536), rec(2, 65536), None);
+        // Up to a quarter of the capacity, counting what is already held.
+        assert!(r.insert_written((1, 0), rec(3, 65536)));
+        assert!(r.insert_written((1, 65536), rec(4, 65536)));
+        assert!(!r.insert_written((1, 2 * 65536), rec(5, 65536)));
+        assert_eq!(r.bytes(), 4 * 65536);
+        assert_eq!(r.get((1, 65536), 65536, 0).expect("kept")[0], 4);
+        // Nothing was evicted for them, and nothing is when room is short:
+        // dirty data's reservation leaves no spare room at all.
+        assert!(r.get((0, 0), 65536, 0).is_some());
+        r.reserve(12 * 65536);
+        assert!(!r.insert_written((2, 0), rec(6, 65536)));
+        assert_eq!(r.bytes(), 4 * 65536);
+        r.reserve(0);
+        // Written blocks are ordinary entries afterwards: a write over
+        // them drops them, and clean records may evict them.
+        r.invalidate(1, 0, 1);
+        assert!(r.get((1, 0), 65536, 0).is_none());
+        for i in 0..32u64 {
+            r.insert((3, i * 65536), rec(7, 65536), None);
+        }
+        assert!(r.get((1, 65536), 65536, 0).is_none());
+        assert_eq!(r.bytes(), 16 * 65536);
     }
 
     #[test]

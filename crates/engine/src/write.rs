@@ -214,15 +214,19 @@ impl VolumeSet {
     }
 
     /// Forgets the write-behind data once the flush that covers it is
-    /// over (it is on disk; readers go there now).
-    /// Blocks rewritten in part go to the record cache (`behind_cached`).
+    /// over (it is on disk; readers go there now). Blocks rewritten in
+    /// part go to the record cache (`behind_cached`: their next rewrite
+    /// wants them); blocks written whole go there only into spare room
+    /// (`RecordCache::insert_written`), and the rest leave memory.
     pub(crate) fn forget_behind(&mut self) {
         let cached = std::mem::take(&mut self.behind_cached);
         for (key, block) in std::mem::take(&mut self.behind) {
+            let len = block.len();
+            let bytes = crate::cache::RecordBytes::Block(block, len);
             if cached.contains(&key) {
-                let len = block.len();
-                self.records
-                    .insert(key, crate::cache::RecordBytes::Block(block, len), None);
+                self.records.insert(key, bytes, None);
+            } else {
+                self.records.insert_written(key, bytes);
             }
         }
         self.behind_bytes = 0;
