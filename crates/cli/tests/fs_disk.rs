@@ -672,3 +672,96 @@ fn corrupt_file_data_is_an_error_not_bytes() {
         .unwrap();
     assert!(after == data[176 << 10..]);
 }
+
+/// Small reads find their record through the record index once a read has
+/// put it there; every change that moves, replaces or cuts records must be
+/// seen by the next read all the same, and no read of one file may take a
+/// record of another.
+#[test]
+fn record_index_follows_every_change() {
+    let t = tempfile::tempdir().unwrap();
+    let path = small_volume(t.path(), 400 << 20);
+    let mut fs = Fs::open(std::slice::from_ref(&path), false).unwrap();
+    let a = fs
+        .create(1, b"a", NewObject::File, 0o644, 0, 0)
+        .unwrap()
+        .ino;
+    let b = fs
+        .create(1, b"b", NewObject::File, 0o644, 0, 0)
+        .unwrap()
+        .ino;
+    // 16 KiB records below 1 MiB, 64 KiB records above.
+    let len = (1usize << 20) + 4 * 65536;
+    let mut model_a: Vec<u8> = (0..len).map(|i| (i / 4096 % 241) as u8).collect();
+    let model_b: Vec<u8> = (0..len).map(|i| (i / 4096 % 13) as u8 ^ 0x5a).collect();
+    fs.write(a, 0, &model_a).unwrap();
+    fs.write(b, 0, &model_b).unwrap();
+    let t0 = fs.sync().unwrap();
+    let old_a = model_a.clone();
+    let check = |fs: &mut Fs, ino: i64, model: &[u8], when: &str| {
+        for off in (0..model.len() + 8192).step_by(3000) {
+            let end = (off + 4096).min(model.len());
+            let got = fs
+                .read_shared(ino, off as u64, 4096, HAMMER_MAX_TID, false)
+                .unwrap();
+            assert!(
+                *got == model[off.min(end)..end],
+                "{when}: inode {ino}, read of {off}..{end}"
+            );
+        }
+    };
+    // Twice: the first pass fills the index, the second reads through it.
+    for _ in 0..2 {
+        check(&mut fs, a, &model_a, "after the first sync");
+        check(&mut fs, b, &model_b, "after the first sync");
+    }
+    // A whole 64 KiB block written again becomes a new record at once.
+    let at = (1usize << 20) + 65536;
+    model_a[at..at + 65536].fill(0xee);
+    fs.write(a, at as u64, &model_a[at..at + 65536]).unwrap();
+    check(
+        &mut fs,
+        a,
+        &model_a,
+        "whole block rewritten, before the flush",
+    );
+    fs.sync().unwrap();
+    check(
+        &mut fs,
+        a,
+        &model_a,
+        "whole block rewritten, after the flush",
+    );
+    // A 16 KiB block written in part.
+    model_a[20_000..21_000].fill(0x11);
+    fs.write(a, 20_000, &model_a[20_000..21_000]).unwrap();
+    check(
+        &mut fs,
+        a,
+        &model_a,
+        "block written in part, before the flush",
+    );
+    fs.sync().unwrap();
+    check(
+        &mut fs,
+        a,
+        &model_a,
+        "block written in part, after the flush",
+    );
+    // Cut inside a record, then grown again over a hole.
+    let cut = (1usize << 20) + 10_000;
+    fs.truncate(a, cut as u64).unwrap();
+    model_a.truncate(cut);
+    check(&mut fs, a, &model_a, "after truncate");
+    let far = (1usize << 20) + 300_000;
+    fs.write(a, far as u64, b"end").unwrap();
+    model_a.resize(far, 0);
+    model_a.extend_from_slice(b"end");
+    check(&mut fs, a, &model_a, "grown over a hole");
+    fs.sync().unwrap();
+    check(&mut fs, a, &model_a, "grown over a hole, after the flush");
+    // The other file and the old state are untouched.
+    check(&mut fs, b, &model_b, "other file");
+    let got = fs.read(a, 0, len, t0).unwrap();
+    assert!(got == old_a, "as of the first sync");
+}

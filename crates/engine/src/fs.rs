@@ -172,6 +172,10 @@ pub struct Fs {
     /// volume set's metadata generation is the one noted: a random read
     /// looks its file's inode up on every request.
     inode_cache: std::cell::RefCell<InodeCache>,
+    /// Where current file data lies, under the same rule as
+    /// `inode_cache`: a random read inside a record finds the record here
+    /// instead of descending the B-tree on every request.
+    record_index: std::cell::RefCell<RecordIndex>,
     /// Clock override for tests (microseconds).
     pub clock: Option<u64>,
     /// Whether reads update access times.
@@ -209,6 +213,20 @@ const INODE_CACHE_MAX: usize = 16384;
 struct InodeCache {
     generation: u64,
     map: std::collections::HashMap<(u32, i64), HammerInodeData>,
+}
+
+/// Records `RecordIndex` holds at most (about 100 bytes each).
+const RECORD_INDEX_MAX: usize = 65536;
+
+/// See `Fs::record_index`. Each entry is a current data record that is
+/// the only visible record overlapping its own byte range (checked by a
+/// scan of that range when it is added), keyed by (PFS localization,
+/// inode, end offset) as the B-tree keys it. Any B-tree change moves the
+/// metadata generation on and empties it.
+#[derive(Default)]
+struct RecordIndex {
+    generation: u64,
+    map: BTreeMap<(u32, i64, u64), HammerBtreeLeafElm>,
 }
 
 /// What a block's new record is made from: bytes the caller lends (a
@@ -302,6 +320,7 @@ impl Fs {
             dirty_limit: 0,
             reserved_pending: 0,
             inode_cache: Default::default(),
+            record_index: Default::default(),
             clock: None,
             atime: AtimeMode::Never,
             master_id: Some(0),
@@ -701,6 +720,35 @@ impl Fs {
         {
             return Ok(None);
         }
+        let (e, start) = match self.indexed_record(ino, off, end, asof) {
+            Some(found) => found,
+            None => match self.only_record(ino, off, end, asof)? {
+                Some((e, start)) => {
+                    if asof == HAMMER_MAX_TID {
+                        self.index_record(ino, &e, start)?;
+                    }
+                    (e, start)
+                }
+                None => return Ok(None),
+            },
+        };
+        let data = self.set.file_data(&e)?;
+        let (a, b) = ((off - start) as usize, (end - start) as usize);
+        if b > data.len() {
+            return Ok(None);
+        }
+        Ok(Some(ReadData::Shared(data, a..b)))
+    }
+
+    /// The one visible data record overlapping `off..end`, and where it
+    /// starts, if exactly one does and it holds all of that range.
+    fn only_record(
+        &self,
+        ino: i64,
+        off: u64,
+        end: u64,
+        asof: u64,
+    ) -> Result<Option<(HammerBtreeLeafElm, u64)>> {
         let (from, to) = self.data_keys(ino, off, end);
         let mut covering = None;
         for e in self.scan_visible(&from, &to, asof)? {
@@ -714,15 +762,50 @@ impl Fs {
             }
             covering = Some((e, start));
         }
-        let Some((e, start)) = covering else {
-            return Ok(None);
-        };
-        let data = self.set.file_data(&e)?;
-        let (a, b) = ((off - start) as usize, (end - start) as usize);
-        if b > data.len() {
-            return Ok(None);
+        Ok(covering)
+    }
+
+    /// The record `record_index` knows to hold all of `off..end`.
+    fn indexed_record(
+        &self,
+        ino: i64,
+        off: u64,
+        end: u64,
+        asof: u64,
+    ) -> Option<(HammerBtreeLeafElm, u64)> {
+        if asof != HAMMER_MAX_TID {
+            return None;
         }
-        Ok(Some(ReadData::Shared(data, a..b)))
+        let mut idx = self.record_index.borrow_mut();
+        if idx.generation != self.set.generation {
+            idx.map.clear();
+            idx.generation = self.set.generation;
+            return None;
+        }
+        let (&(lo, i, key_end), e) = idx.map.range((self.pfs_lo, ino, off + 1)..).next()?;
+        let start = key_end.saturating_sub(e.data_len.max(0) as u64);
+        (lo == self.pfs_lo && i == ino && start <= off && end <= key_end).then_some((*e, start))
+    }
+
+    /// Adds `e` (found holding a read's range) to `record_index` once a
+    /// scan of its own whole range shows no other record overlaps it:
+    /// only then may any read inside it take it without a scan.
+    fn index_record(&self, ino: i64, e: &HammerBtreeLeafElm, start: u64) -> Result<()> {
+        let end = start + e.data_len.max(0) as u64;
+        match self.only_record(ino, start, end, HAMMER_MAX_TID)? {
+            Some((only, _)) if only.data_offset == e.data_offset && only.base == e.base => {}
+            _ => return Ok(()),
+        }
+        let mut idx = self.record_index.borrow_mut();
+        if idx.generation != self.set.generation {
+            idx.map.clear();
+            idx.generation = self.set.generation;
+        }
+        if idx.map.len() >= RECORD_INDEX_MAX {
+            idx.map.clear();
+        }
+        idx.map.insert((self.pfs_lo, ino, end), *e);
+        Ok(())
     }
 
     /// `read` for the start of a block rewritten in part: the records it
