@@ -171,11 +171,14 @@ fn proto() -> std::io::Error {
 /// DragonFly's `getpfs`.
 impl Pfs {
     /// Sends `<what> <id>` to the daemon, unless the PFS root is
-    /// bind-mounted: a PFS in use is refused with ENOTEMPTY, as DragonFly
-    /// refuses a null-mounted one. The daemon refuses the same way while
-    /// a file or directory of the PFS is open.
+    /// bind-mounted or a process's current (or root) directory is in the
+    /// PFS: a PFS in use is refused with ENOTEMPTY, as DragonFly refuses
+    /// one whose vnodes are referenced. The daemon refuses the same way
+    /// while a file or directory of the PFS is open.
     fn call_if_unused(&self, what: &str) -> std::io::Result<crate::control::Reply> {
-        if crate::control::pfs_bind_mounted(&self.t, self.id) {
+        if crate::control::pfs_bind_mounted(&self.t, self.id)
+            || crate::control::pfs_used_by_process(&self.t, self.id).is_some()
+        {
             return Err(std::io::Error::from_raw_os_error(libc::ENOTEMPTY));
         }
         self.t.call(&format!("{what} {}", self.id))

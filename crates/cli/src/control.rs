@@ -508,6 +508,43 @@ pub fn pfs_bind_mounted(t: &Target, id: u32) -> bool {
         .any(|m| m.dev == t.mount.dev && pfs_id_of_root(&m.root) == Some(id))
 }
 
+/// A process whose working or root directory lies in PFS `id` of `t`'s
+/// filesystem, if one does. DragonFly refuses to destroy, upgrade or
+/// downgrade a PFS while any of its vnodes is referenced, a shell's
+/// current directory included; the FUSE daemon never hears of a `chdir`,
+/// so the processes are asked here. The PFS of a directory is the last
+/// PFS root its path passes through (`@@-1:<id>`, where `/pfs/<name>`
+/// links lead), none being the root PFS.
+pub fn pfs_used_by_process(t: &Target, id: u32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = t
+        .mount
+        .dev
+        .split_once(':')
+        .and_then(|(a, b)| Some(libc::makedev(a.parse().ok()?, b.parse().ok()?)))?;
+    let procs = std::fs::read_dir("/proc").ok()?;
+    procs.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        ["cwd", "root"].iter().find_map(|link| {
+            let at = e.path().join(link);
+            let path = std::fs::read_link(&at).ok()?;
+            let rel = path.strip_prefix(&t.mount.mount_point).ok()?;
+            let in_pfs = pfs_of_path(&t.mount.root.join(rel)) == id;
+            // The same filesystem (not another one mounted below it).
+            (in_pfs && std::fs::metadata(&at).ok()?.dev() == dev).then_some(pid)
+        })
+    })
+}
+
+/// The PFS a path in the filesystem is in: the id of the last PFS root
+/// among its components, or 0.
+pub fn pfs_of_path(path: &Path) -> u32 {
+    path.iter()
+        .rev()
+        .find_map(|c| pfs_id_of_root(Path::new(c)))
+        .unwrap_or(0)
+}
+
 /// The hammerfs mounts of this namespace whose daemon has a socket, by
 /// mount point (for `hammer info` with no path and the statistics).
 pub fn hammer_mounts() -> BTreeMap<PathBuf, PathBuf> {
@@ -547,6 +584,18 @@ mod tests {
         let p = socket_path(Path::new(&long), 1000);
         assert!(p.as_os_str().len() < 108);
         assert!(p.starts_with("/tmp/hammerfs-1000"));
+    }
+
+    #[test]
+    fn pfs_of_paths() {
+        assert_eq!(pfs_of_path(Path::new("/")), 0);
+        assert_eq!(pfs_of_path(Path::new("/a/b")), 0);
+        assert_eq!(pfs_of_path(Path::new("/pfs/@@-1:00003")), 3);
+        assert_eq!(pfs_of_path(Path::new("/pfs/@@-1:00003/x/y")), 3);
+        assert_eq!(pfs_of_path(Path::new("/@@0x0000000106e55da0:00007/x")), 7);
+        assert_eq!(pfs_of_path(Path::new("/@@-1:00003/d/@@-1:00012")), 12);
+        // A name like a PFS root's but not one.
+        assert_eq!(pfs_of_path(Path::new("/@@-1:3/@@0x12:00001")), 0);
     }
 
     #[test]

@@ -61,6 +61,16 @@ fn hammer(cwd: &Path, args: &[&str]) -> String {
     r.out
 }
 
+/// A child process, killed in every outcome.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A bind mount, undone in every outcome.
 struct Bind(PathBuf);
 
@@ -274,6 +284,24 @@ fn master_create_use_destroy() {
         "hammer: pfs-downgrade of PFS#1 (miku) failed: Directory not empty\n"
     );
     drop(dir);
+    // So does a process whose current directory is in it (a shell that
+    // went there), though it holds no handle the daemon sees.
+    fs::create_dir(miku.join("sub")).unwrap();
+    let mut shell = Child(
+        std::process::Command::new("sleep")
+            .arg("60")
+            .current_dir(miku.join("sub"))
+            .spawn()
+            .unwrap(),
+    );
+    let r = run(d, &["pfs-downgrade", "pfs/miku"]);
+    assert_eq!(
+        r.err,
+        "hammer: pfs-downgrade of PFS#1 (miku) failed: Directory not empty\n"
+    );
+    shell.0.kill().unwrap();
+    shell.0.wait().unwrap();
+    drop(shell);
 
     // Destroy: "no" changes nothing; two yeses destroy (no countdown
     // with -d), and the link goes.
