@@ -765,3 +765,71 @@ fn record_index_follows_every_change() {
     let got = fs.read(a, 0, len, t0).unwrap();
     assert!(got == old_a, "as of the first sync");
 }
+
+/// A block past the end of its file holds pages only as far as it is
+/// written until its flush; the rest of it reads as zeros, before and
+/// after the flush, through writes that grow it, truncates that cut it
+/// and an fsync's REDO.
+#[test]
+fn short_dirty_blocks_read_as_whole_blocks() {
+    let t = tempfile::tempdir().unwrap();
+    let path = small_volume(t.path(), 400 << 20);
+    let mut fs = Fs::open(std::slice::from_ref(&path), false).unwrap();
+    let mut files = Vec::new();
+    for (name, steps) in [
+        // 1 KiB: one small record.
+        (&b"small"[..], &[(0u64, 1024usize, 1u8)][..]),
+        // Grown page by page inside one 16 KiB block, then into the next.
+        (
+            b"grown",
+            &[(0, 100, 2), (10_000, 10, 3), (15_000, 3_000, 4)],
+        ),
+        // Written first far out (a hole before it), then at the start.
+        (b"sparse", &[(200_000, 500, 5), (5, 5, 6)]),
+        // Above 1 MiB (64 KiB blocks).
+        (b"big", &[(0, 1 << 20, 7), ((1 << 20) + 70_000, 9, 8)]),
+    ] {
+        let ino = fs
+            .create(1, name, NewObject::File, 0o644, 0, 0)
+            .unwrap()
+            .ino;
+        let mut model = Vec::new();
+        for &(off, n, b) in steps {
+            fs.write(ino, off, &vec![b; n]).unwrap();
+            let end = off as usize + n;
+            if model.len() < end {
+                model.resize(end, 0);
+            }
+            model[off as usize..end].fill(b);
+            let got = fs.read(ino, 0, model.len() + 100, HAMMER_MAX_TID).unwrap();
+            assert!(got == model, "{name:?} after writing {n} at {off}");
+        }
+        files.push((ino, model));
+    }
+    // Cut inside the written pages of one, then grown past them again.
+    let (ino, model) = &mut files[1];
+    fs.truncate(*ino, 10_005).unwrap();
+    model.truncate(10_005);
+    fs.truncate(*ino, 16_000).unwrap();
+    model.resize(16_000, 0);
+    fs.write(*ino, 15_990, b"x").unwrap();
+    model[15_990] = b'x';
+    let check = |fs: &mut Fs, files: &[(i64, Vec<u8>)], asof: u64, when: &str| {
+        for (ino, model) in files {
+            let got = fs.read(*ino, 0, model.len() + 100, asof).unwrap();
+            assert!(got == *model, "inode {ino} {when}");
+            let got = fs.read_shared(*ino, 10_000, 8, asof, false).unwrap();
+            let end = model.len().min(10_008);
+            assert!(*got == model[10_000.min(end)..end], "inode {ino} {when}");
+        }
+    };
+    check(&mut fs, &files, HAMMER_MAX_TID, "before the flush");
+    // An fsync writes REDO for them; the flush makes records of them.
+    fs.fsync(files[0].0).unwrap();
+    let tid = fs.sync().unwrap();
+    check(&mut fs, &files, HAMMER_MAX_TID, "after the flush");
+    check(&mut fs, &files, tid, "as of the flush");
+    drop(fs);
+    let mut fs = Fs::open(std::slice::from_ref(&path), false).unwrap();
+    check(&mut fs, &files, HAMMER_MAX_TID, "after a remount");
+}

@@ -56,6 +56,15 @@ impl DataBlock {
         })
     }
 
+    /// Grows it to `len` bytes (a whole number of pages; it never
+    /// shrinks), the new pages zero.
+    pub fn grow_to(&mut self, len: usize) {
+        let n = len / 4096;
+        if n > self.pages.len() {
+            self.pages.resize(n, Page([0; 4096]));
+        }
+    }
+
     pub fn bytes(&self) -> &[u8] {
         self.pages.as_bytes()
     }

@@ -149,10 +149,14 @@ pub struct Fs {
     /// TID → the earliest time (seconds) a record carries for it; built on
     /// the first date lookup, kept current by sync.
     time_index: Option<BTreeMap<u64, u32>>,
-    /// File blocks written in this transaction, whole (16 or 64 KiB), by
+    /// File blocks written in this transaction (16 or 64 KiB), by
     /// (object, block offset): they become records once, at the flush, so
     /// rewriting a block many times between flushes costs one record — as
     /// the kernel's buffer cache does — instead of leaving freed fragments.
+    /// A block may hold fewer pages than its size: the rest is zeros (a
+    /// block past the end of its file gets pages as far as it is written).
+    /// `dirty_block_bytes` counts every block at its full size, which is
+    /// the disk space its record may take.
     dirty_blocks: BTreeMap<(u32, i64, u64), DataBlock>,
     /// When each dirty block was first written (its place in the flush).
     block_order: std::collections::HashMap<(u32, i64, u64), u64>,
@@ -277,6 +281,11 @@ pub fn block_of(off: u64) -> (u64, u64) {
     } else {
         (off & !(HAMMER_XBUFSIZE - 1), HAMMER_XBUFSIZE)
     }
+}
+
+/// `n` bytes rounded up to whole 4 KiB pages (a dirty block's length).
+fn page_up(n: u64) -> usize {
+    n.div_ceil(4096) as usize * 4096
 }
 
 impl Fs {
@@ -836,12 +845,8 @@ impl Fs {
                 // A block rewritten since the last flush holds every byte of
                 // this range (it is laid over the result below): the record
                 // under it need not be read at all.
-                let bs = block_of(a).0;
-                if self
-                    .dirty_blocks
-                    .get(&(self.pfs_lo, ino, bs))
-                    .is_some_and(|blk| b <= bs + blk.len() as u64)
-                {
+                let (bs, bsize) = block_of(a);
+                if b <= bs + bsize && self.dirty_blocks.contains_key(&(self.pfs_lo, ino, bs)) {
                     continue;
                 }
             }
@@ -861,17 +866,23 @@ impl Fs {
                 .copy_from_slice(&data[(a - start) as usize..(b - start) as usize]);
         }
         if asof == HAMMER_MAX_TID {
-            // Blocks written since the last flush hold the current bytes.
+            // Blocks written since the last flush hold the current bytes
+            // (zeros past a block's pages: see `dirty_blocks`).
             let first = block_of(off).0;
             for (&(_, _, bstart), block) in self
                 .dirty_blocks
                 .range((self.pfs_lo, ino, first)..(self.pfs_lo, ino, end))
             {
                 let a = bstart.max(off);
-                let b = (bstart + block.len() as u64).min(end);
-                if a < b {
-                    out[(a - off) as usize..(b - off) as usize]
-                        .copy_from_slice(&block[(a - bstart) as usize..(b - bstart) as usize]);
+                let held = (bstart + block.len() as u64).min(end);
+                if a < held {
+                    out[(a - off) as usize..(held - off) as usize]
+                        .copy_from_slice(&block[(a - bstart) as usize..(held - bstart) as usize]);
+                }
+                let b = (bstart + block_of(bstart).1).min(end);
+                let z = a.max(held);
+                if z < b {
+                    out[(z - off) as usize..(b - off) as usize].fill(0);
                 }
             }
         }
@@ -1617,14 +1628,18 @@ impl Fs {
         // The new data first: if there is no room, the old block stays.
         let e = match content {
             BlockContent::Slice(b) => self.store_data(e, &b[..len as usize])?,
-            BlockContent::Owned(slot) if slot.as_ref().is_some_and(|b| b.len() as u64 == len) => {
-                self.store_block(e, slot)?
-            }
             BlockContent::Owned(slot) => {
-                let b = slot.as_ref().ok_or(FsError::Invalid)?;
-                let e = self.store_data(e, &b[..len as usize])?;
-                *slot = None;
-                e
+                let b = slot.as_mut().ok_or(FsError::Invalid)?;
+                // A dirty block may stop short of the block's end (zeros
+                // past its pages): the record gets the zeros.
+                b.grow_to(page_up(len));
+                if b.len() as u64 == len {
+                    self.store_block(e, slot)?
+                } else {
+                    let e = self.store_data(e, &b[..len as usize])?;
+                    *slot = None;
+                    e
+                }
             }
         };
         for old in self.data_records(ino, block_off, block_off + bsize)? {
@@ -1692,10 +1707,15 @@ impl Fs {
                     }
                     continue;
                 }
-                // A block written in part starts from what it holds now
-                // (zeros past EOF); one written whole needs none of it.
+                // A block written in part starts from what it holds now;
+                // one written whole needs none of it. A block wholly past
+                // the end of the file holds zeros but for what is written:
+                // it gets pages up to the end of the write only (a 1 KiB
+                // file holds 4 KiB until its flush, not 16).
                 let block = if whole {
                     DataBlock::zeroed(bsize as usize).ok_or(FsError::Invalid)?
+                } else if bstart >= d.size {
+                    DataBlock::zeroed(page_up(pos - bstart + n)).ok_or(FsError::Invalid)?
                 } else {
                     self.block_for_rewrite(ino, bstart, bsize)?
                 };
@@ -1705,6 +1725,7 @@ impl Fs {
             }
             let block = self.dirty_blocks.get_mut(&key).expect("inserted");
             let at = (pos - bstart) as usize;
+            block.grow_to(page_up(at as u64 + n));
             block[at..at + n as usize].copy_from_slice(src);
             pos += n;
             if pos < end && self.pending_bytes() > self.dirty_limit {
@@ -1758,8 +1779,8 @@ impl Fs {
                 .filter(|k| k.2 >= size)
                 .collect();
             for k in gone {
-                if let Some(b) = self.dirty_blocks.remove(&k) {
-                    self.dirty_block_bytes -= b.len() as u64;
+                if self.dirty_blocks.remove(&k).is_some() {
+                    self.dirty_block_bytes -= block_of(k.2).1;
                 }
             }
             if size > 0 {
@@ -1777,8 +1798,12 @@ impl Fs {
                     self.note_block_order(key);
                     self.dirty_block_bytes += bsize;
                 }
-                if let Some(block) = self.dirty_blocks.get_mut(&key) {
-                    block[(size - bstart) as usize..].fill(0);
+                if let Some(tail) = self
+                    .dirty_blocks
+                    .get_mut(&key)
+                    .and_then(|block| block.get_mut((size - bstart) as usize..))
+                {
+                    tail.fill(0);
                 }
             }
         }
@@ -1824,7 +1849,7 @@ impl Fs {
             let Some(block) = self.dirty_blocks.remove(&(lo, ino, bstart)) else {
                 continue;
             };
-            let bsize = block.len() as u64;
+            let bsize = block_of(bstart).1;
             self.dirty_block_bytes -= bsize;
             if bstart < size {
                 let mut slot = Some(block);
