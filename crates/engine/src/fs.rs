@@ -644,6 +644,29 @@ impl Fs {
         self.scan_dir(dir, &d, asof)
     }
 
+    /// How many entries of directory `dir` name directories, as of
+    /// `asof`: Linux tools expect a directory's link count to be 2 plus
+    /// that, where HAMMER's inode keeps 1. An entry's B-tree element
+    /// carries its object's type, so no entry's data is read.
+    pub fn subdirs(&self, dir: i64, asof: u64) -> Result<u64> {
+        let asof = self.view(asof);
+        let d = self.inode(dir, asof)?;
+        if d.obj_type != HAMMER_OBJTYPE_DIRECTORY {
+            return Err(FsError::NotDir.into());
+        }
+        let (from, to) = record_range(
+            self.dirent_lo(&d),
+            dir,
+            HAMMER_RECTYPE_DIRENTRY,
+            HAMMER_MIN_KEY,
+        );
+        let entries = self.scan_visible(&from, &to, asof)?;
+        Ok(entries
+            .iter()
+            .filter(|e| e.base.obj_type == HAMMER_OBJTYPE_DIRECTORY)
+            .count() as u64)
+    }
+
     fn scan_dir(&self, dir: i64, d: &HammerInodeData, asof: u64) -> Result<Vec<DirEntry>> {
         let (from, to) = record_range(
             self.dirent_lo(d),

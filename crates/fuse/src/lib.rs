@@ -312,12 +312,7 @@ impl HammerFuse {
     fn stat(fs: &Fs, node: Node) -> Result<(Attr, u64), Error> {
         let a = fs.getattr(node.obj_id, node.asof)?;
         let nlink = if a.obj_type == HAMMER_OBJTYPE_DIRECTORY {
-            let subdirs = fs
-                .readdir(node.obj_id, node.asof)?
-                .iter()
-                .filter(|e| e.obj_type == HAMMER_OBJTYPE_DIRECTORY)
-                .count();
-            2 + subdirs as u64
+            2 + fs.subdirs(node.obj_id, node.asof)?
         } else {
             a.nlinks
         };
