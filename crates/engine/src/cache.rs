@@ -226,6 +226,25 @@ struct RecordInner {
 }
 
 impl RecordInner {
+    /// Holds `bytes` at `key` (replacing what was there) as the newest
+    /// entry of the CLOCK order.
+    fn hold(&mut self, key: (u32, u64), bytes: RecordBytes, crc: Option<u32>) {
+        self.generation += 1;
+        let generation = self.generation;
+        let len = bytes.len();
+        let slot = RecordSlot {
+            bytes,
+            crc,
+            referenced: false,
+            generation,
+        };
+        if let Some(old) = self.put(key, slot) {
+            self.bytes -= old.bytes.len();
+        }
+        self.bytes += len;
+        self.clock.push_back((key, generation));
+    }
+
     fn put(&mut self, key: (u32, u64), slot: RecordSlot) -> Option<RecordSlot> {
         let old = self.map.insert(key, slot);
         if old.is_none() {
@@ -338,21 +357,7 @@ impl RecordCache {
             return;
         }
         let mut g = self.lock();
-        g.generation += 1;
-        let generation = g.generation;
-        if let Some(old) = g.put(
-            key,
-            RecordSlot {
-                bytes,
-                crc,
-                referenced: false,
-                generation,
-            },
-        ) {
-            g.bytes -= old.bytes.len();
-        }
-        g.bytes += len;
-        g.clock.push_back((key, generation));
+        g.hold(key, bytes, crc);
         Self::evict_to(&mut g, capacity);
     }
 
@@ -370,21 +375,7 @@ impl RecordCache {
         if len == 0 || g.bytes.saturating_add(len) > limit.min(self.room()) {
             return false;
         }
-        g.generation += 1;
-        let generation = g.generation;
-        if let Some(old) = g.put(
-            key,
-            RecordSlot {
-                bytes,
-                crc: None,
-                referenced: false,
-                generation,
-            },
-        ) {
-            g.bytes -= old.bytes.len();
-        }
-        g.bytes += len;
-        g.clock.push_back((key, generation));
+        g.hold(key, bytes, None);
         true
     }
 

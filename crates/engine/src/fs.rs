@@ -213,10 +213,43 @@ impl std::ops::Deref for ReadData {
 const INODE_CACHE_MAX: usize = 16384;
 
 /// See `Fs::inode_cache`.
+type InodeCache = PerGeneration<std::collections::HashMap<(u32, i64), HammerInodeData>>;
+
+/// A map of what the B-tree says now, valid for one metadata generation
+/// (`VolumeSet::generation`, moved on by every change to a buffer): it is
+/// emptied when the generation moves on, so no change can leave it stale.
 #[derive(Default)]
-struct InodeCache {
+struct PerGeneration<M> {
     generation: u64,
-    map: std::collections::HashMap<(u32, i64), HammerInodeData>,
+    map: M,
+}
+
+impl<M: Emptied> PerGeneration<M> {
+    /// The map, emptied first if it was filled at another generation.
+    fn at(&mut self, generation: u64) -> &mut M {
+        if self.generation != generation {
+            self.map.empty();
+            self.generation = generation;
+        }
+        &mut self.map
+    }
+}
+
+/// Maps `PerGeneration` can empty (keeping their room).
+trait Emptied {
+    fn empty(&mut self);
+}
+
+impl<K, V, S> Emptied for std::collections::HashMap<K, V, S> {
+    fn empty(&mut self) {
+        self.clear();
+    }
+}
+
+impl<K, V> Emptied for BTreeMap<K, V> {
+    fn empty(&mut self) {
+        self.clear();
+    }
 }
 
 /// Records `RecordIndex` holds at most (about 100 bytes each).
@@ -227,11 +260,7 @@ const RECORD_INDEX_MAX: usize = 65536;
 /// scan of that range when it is added), keyed by (PFS localization,
 /// inode, end offset) as the B-tree keys it. Any B-tree change moves the
 /// metadata generation on and empties it.
-#[derive(Default)]
-struct RecordIndex {
-    generation: u64,
-    map: BTreeMap<(u32, i64, u64), HammerBtreeLeafElm>,
-}
+type RecordIndex = PerGeneration<BTreeMap<(u32, i64, u64), HammerBtreeLeafElm>>;
 
 /// What a block's new record is made from: bytes the caller lends (a
 /// block written whole) or a dirty block handed over.
@@ -594,24 +623,19 @@ impl Fs {
         }
         let key = (self.pfs_lo, ino);
         let generation = self.set.generation;
-        {
-            let mut c = self.inode_cache.borrow_mut();
-            if c.generation != generation {
-                c.map.clear();
-                c.generation = generation;
-            } else if let Some(d) = c.map.get(&key) {
-                return Ok(*d);
-            }
+        if let Some(d) = self.inode_cache.borrow_mut().at(generation).get(&key) {
+            return Ok(*d);
         }
         let d = self
             .reader()
             .inode(ino, asof)?
             .ok_or(Error::Fs(FsError::NotFound))?;
         let mut c = self.inode_cache.borrow_mut();
-        if c.map.len() >= INODE_CACHE_MAX {
-            c.map.clear();
+        let map = c.at(generation);
+        if map.len() >= INODE_CACHE_MAX {
+            map.clear();
         }
-        c.map.insert(key, d);
+        map.insert(key, d);
         Ok(d)
     }
 
@@ -809,12 +833,8 @@ impl Fs {
             return None;
         }
         let mut idx = self.record_index.borrow_mut();
-        if idx.generation != self.set.generation {
-            idx.map.clear();
-            idx.generation = self.set.generation;
-            return None;
-        }
-        let (&(lo, i, key_end), e) = idx.map.range((self.pfs_lo, ino, off + 1)..).next()?;
+        let map = idx.at(self.set.generation);
+        let (&(lo, i, key_end), e) = map.range((self.pfs_lo, ino, off + 1)..).next()?;
         let start = key_end.saturating_sub(e.data_len.max(0) as u64);
         (lo == self.pfs_lo && i == ino && start <= off && end <= key_end).then_some((*e, start))
     }
@@ -829,14 +849,11 @@ impl Fs {
             _ => return Ok(()),
         }
         let mut idx = self.record_index.borrow_mut();
-        if idx.generation != self.set.generation {
-            idx.map.clear();
-            idx.generation = self.set.generation;
+        let map = idx.at(self.set.generation);
+        if map.len() >= RECORD_INDEX_MAX {
+            map.clear();
         }
-        if idx.map.len() >= RECORD_INDEX_MAX {
-            idx.map.clear();
-        }
-        idx.map.insert((self.pfs_lo, ino, end), *e);
+        map.insert((self.pfs_lo, ino, end), *e);
         Ok(())
     }
 
