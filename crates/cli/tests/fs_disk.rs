@@ -833,3 +833,95 @@ fn short_dirty_blocks_read_as_whole_blocks() {
     let mut fs = Fs::open(std::slice::from_ref(&path), false).unwrap();
     check(&mut fs, &files, HAMMER_MAX_TID, "after a remount");
 }
+
+/// A device whose write-behind writes at once until `ok` writes have been
+/// made, then loses every block it is handed and says so.
+struct FailingBehind {
+    inner: hammer_engine::MemDevice,
+    ok: std::sync::atomic::AtomicUsize,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Device for FailingBehind {
+    fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+        self.inner.read_at(buf, off)
+    }
+    fn write_at(&self, buf: &[u8], off: u64) -> std::io::Result<()> {
+        self.inner.write_at(buf, off)
+    }
+    fn write_behind(
+        &self,
+        block: Arc<hammer_engine::device::DataBlock>,
+        off: u64,
+    ) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.ok.load(SeqCst) > 0 && !self.failed.load(SeqCst) {
+            self.ok.fetch_sub(1, SeqCst);
+            return self.inner.write_at(block.bytes(), off);
+        }
+        self.failed.store(true, SeqCst);
+        Ok(())
+    }
+    fn drain(&self) -> std::io::Result<()> {
+        if self.failed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(())
+    }
+    fn behind_failed(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn kind(&self) -> &'static str {
+        "REGFILE"
+    }
+}
+
+/// Blocks whose write-behind is done leave memory before the flush (the
+/// reads that follow find them on the device), but once a write-behind
+/// has failed every block is kept, and the flush writes them all again.
+#[test]
+fn write_behind_lets_done_blocks_go_but_keeps_them_after_a_failure() {
+    let t = tempfile::tempdir().unwrap();
+    let path = small_volume(t.path(), 256 << 20);
+    let dev = Arc::new(FailingBehind {
+        inner: hammer_engine::MemDevice::from_vec(std::fs::read(&path).unwrap()),
+        ok: 20.into(),
+        failed: false.into(),
+    });
+    let mut fs = open_crash(dev.clone()).unwrap();
+    let ino = fs
+        .create(1, b"f", NewObject::File, 0o644, 0, 0)
+        .unwrap()
+        .ino;
+    let mut rng = Rng(5);
+    let data: Vec<u8> = (0..(3 << 20) + 5000).map(|_| rng.next() as u8).collect();
+    let mut held = Vec::new();
+    for c in data.chunks(128 << 10) {
+        let off = (c.as_ptr() as usize - data.as_ptr() as usize) as u64;
+        assert_eq!(fs.write(ino, off, c).unwrap(), c.len());
+        held.push(fs.volumes().behind_bytes());
+        let end = off as usize + c.len();
+        assert!(fs.read(ino, 0, end, HAMMER_MAX_TID).unwrap() == data[..end]);
+    }
+    // While writes succeed nothing waits in memory; after the failure
+    // everything does.
+    assert_eq!(held[0], 0, "{held:?}");
+    assert!(held.last().unwrap() > &(1 << 20), "{held:?}");
+    assert!(dev.failed.load(std::sync::atomic::Ordering::SeqCst));
+    fs.sync().unwrap();
+    drop(fs);
+    let copy: Arc<dyn Device> = Arc::new(hammer_engine::MemDevice::from_vec(dev.inner.snapshot()));
+    let fs = open_crash(copy).unwrap();
+    assert!(
+        fs.read(ino, 0, data.len(), HAMMER_MAX_TID).unwrap() == data,
+        "every byte on the device after the flush"
+    );
+    let mut set = fs.into_volumes();
+    check_volume(&mut set);
+}

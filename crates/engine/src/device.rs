@@ -131,6 +131,11 @@ pub trait Device: Send + Sync {
     fn drain(&self) -> io::Result<()> {
         Ok(())
     }
+    /// Whether a `write_behind` has failed since the last `drain` (without
+    /// waiting for anything).
+    fn behind_failed(&self) -> bool {
+        false
+    }
     /// Size in bytes.
     fn size(&self) -> u64;
     /// Makes every completed write durable (a write barrier).
@@ -516,6 +521,18 @@ impl Device for FileDevice {
         match g.1.take() {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+    fn behind_failed(&self) -> bool {
+        match &*self.behind.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(b) => b
+                .state
+                .owed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .1
+                .is_some(),
+            None => false,
         }
     }
     fn size(&self) -> u64 {

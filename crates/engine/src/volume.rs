@@ -91,11 +91,16 @@ pub struct VolumeSet {
     pub(crate) behind: std::collections::BTreeMap<(u32, u64), Arc<DataBlock>>,
     /// The blocks of `behind` that go to the record cache once on disk:
     /// file blocks rewritten in part (the next such rewrite of the block
-    /// takes its memory back without a copy). Blocks written whole do not:
-    /// the kernel's page cache above FUSE keeps what was written, and
-    /// dropping them lets the next blocks reuse their memory instead of
-    /// taking fresh pages.
+    /// takes its memory back without a copy). Blocks written whole go
+    /// there only into spare room (`RecordCache::insert_written`): the
+    /// kernel's page cache above FUSE keeps what was written, and dropping
+    /// them lets the next blocks reuse their memory instead of taking
+    /// fresh pages.
     pub(crate) behind_cached: std::collections::HashSet<(u32, u64)>,
+    /// The keys of `behind` in the order their writes were queued: blocks
+    /// whose write is done leave `behind` from the front
+    /// (`reap_behind`), long before the flush.
+    pub(crate) behind_order: std::collections::VecDeque<(u32, u64)>,
     /// Bytes held in `behind`.
     pub(crate) behind_bytes: u64,
     /// Counts changes to metadata in memory (every dirty-buffer update):
@@ -182,6 +187,7 @@ impl VolumeSet {
             dirty: Default::default(),
             behind: Default::default(),
             behind_cached: Default::default(),
+            behind_order: Default::default(),
             generation: 0,
             behind_bytes: 0,
             behind_failed: false,

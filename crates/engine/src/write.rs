@@ -166,6 +166,51 @@ impl VolumeSet {
             self.behind_cached.remove(&(vol_no, phys));
         }
         self.behind_bytes += len;
+        self.behind_order.push_back((vol_no, phys));
+        self.reap_behind();
+    }
+
+    /// Lets go of the oldest write-behind blocks whose write is done:
+    /// readers find their bytes on the disk (or in the record cache) from
+    /// now on, and their memory goes back for the next blocks instead of
+    /// waiting for the flush. A block is done when the writer thread has
+    /// dropped its reference, which it does only after noting the write's
+    /// outcome; once any write has failed nothing more is let go, so the
+    /// flush still holds every block it may have to write again.
+    fn reap_behind(&mut self) {
+        while !self.behind_failed {
+            let Some(&key) = self.behind_order.front() else {
+                return;
+            };
+            let Some(block) = self.behind.get(&key) else {
+                // Replaced by a later block at the same place.
+                self.behind_order.pop_front();
+                continue;
+            };
+            if std::sync::Arc::strong_count(block) > 1 {
+                return;
+            }
+            if self.volume(key.0).is_none_or(|v| v.dev.behind_failed()) {
+                return;
+            }
+            self.behind_order.pop_front();
+            if let Some(block) = self.behind.remove(&key) {
+                self.behind_bytes -= block.len() as u64;
+                self.keep_written(key, block);
+            }
+        }
+    }
+
+    /// Where a block whose write is over goes: the record cache, or only
+    /// its spare room for one written whole (see `behind_cached`).
+    fn keep_written(&mut self, key: (u32, u64), block: std::sync::Arc<DataBlock>) {
+        let len = block.len();
+        let bytes = crate::cache::RecordBytes::Block(block, len);
+        if self.behind_cached.remove(&key) {
+            self.records.insert(key, bytes, None);
+        } else {
+            self.records.insert_written(key, bytes);
+        }
     }
 
     /// Bytes of record data stored since the last flush and held in
@@ -219,16 +264,11 @@ impl VolumeSet {
     /// wants them); blocks written whole go there only into spare room
     /// (`RecordCache::insert_written`), and the rest leave memory.
     pub(crate) fn forget_behind(&mut self) {
-        let cached = std::mem::take(&mut self.behind_cached);
         for (key, block) in std::mem::take(&mut self.behind) {
-            let len = block.len();
-            let bytes = crate::cache::RecordBytes::Block(block, len);
-            if cached.contains(&key) {
-                self.records.insert(key, bytes, None);
-            } else {
-                self.records.insert_written(key, bytes);
-            }
+            self.keep_written(key, block);
         }
+        self.behind_cached.clear();
+        self.behind_order.clear();
         self.behind_bytes = 0;
     }
 
