@@ -403,6 +403,28 @@ fn rewrites_between_flushes_take_one_record_per_block() {
     check_volume(&mut set);
 }
 
+/// The `Device` methods a test device takes from its in-memory `inner`
+/// as they are (its barrier is a no-op: nothing here is about crashes).
+macro_rules! inner_device {
+    () => {
+        fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+            self.inner.read_at(buf, off)
+        }
+        fn write_at(&self, buf: &[u8], off: u64) -> std::io::Result<()> {
+            self.inner.write_at(buf, off)
+        }
+        fn size(&self) -> u64 {
+            self.inner.size()
+        }
+        fn sync(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn kind(&self) -> &'static str {
+            "REGFILE"
+        }
+    };
+}
+
 /// A device whose write-behind holds blocks until `drain`, and whose next
 /// drain can be told to lose them and fail (a write error reported late).
 struct LaggingDevice {
@@ -412,12 +434,7 @@ struct LaggingDevice {
 }
 
 impl Device for LaggingDevice {
-    fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
-        self.inner.read_at(buf, off)
-    }
-    fn write_at(&self, buf: &[u8], off: u64) -> std::io::Result<()> {
-        self.inner.write_at(buf, off)
-    }
+    inner_device!();
     fn write_behind(
         &self,
         block: Arc<hammer_engine::device::DataBlock>,
@@ -438,15 +455,6 @@ impl Device for LaggingDevice {
             self.inner.write_at(b.bytes(), off)?;
         }
         Ok(())
-    }
-    fn size(&self) -> u64 {
-        self.inner.size()
-    }
-    fn sync(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn kind(&self) -> &'static str {
-        "REGFILE"
     }
 }
 
@@ -843,12 +851,7 @@ struct FailingBehind {
 }
 
 impl Device for FailingBehind {
-    fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
-        self.inner.read_at(buf, off)
-    }
-    fn write_at(&self, buf: &[u8], off: u64) -> std::io::Result<()> {
-        self.inner.write_at(buf, off)
-    }
+    inner_device!();
     fn write_behind(
         &self,
         block: Arc<hammer_engine::device::DataBlock>,
@@ -870,15 +873,6 @@ impl Device for FailingBehind {
     }
     fn behind_failed(&self) -> bool {
         self.failed.load(std::sync::atomic::Ordering::SeqCst)
-    }
-    fn size(&self) -> u64 {
-        self.inner.size()
-    }
-    fn sync(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn kind(&self) -> &'static str {
-        "REGFILE"
     }
 }
 
