@@ -678,28 +678,32 @@ impl Fs {
         if d.obj_type != HAMMER_OBJTYPE_DIRECTORY {
             return Err(FsError::NotDir.into());
         }
-        let (from, to) = record_range(
-            self.dirent_lo(&d),
-            dir,
-            HAMMER_RECTYPE_DIRENTRY,
-            HAMMER_MIN_KEY,
-        );
-        let entries = self.scan_visible(&from, &to, asof)?;
+        let entries = self.dir_entries(dir, &d, asof)?;
         Ok(entries
             .iter()
             .filter(|e| e.base.obj_type == HAMMER_OBJTYPE_DIRECTORY)
             .count() as u64)
     }
 
-    fn scan_dir(&self, dir: i64, d: &HammerInodeData, asof: u64) -> Result<Vec<DirEntry>> {
+    /// The B-tree elements of directory `dir`'s visible entries.
+    fn dir_entries(
+        &self,
+        dir: i64,
+        d: &HammerInodeData,
+        asof: u64,
+    ) -> Result<Vec<HammerBtreeLeafElm>> {
         let (from, to) = record_range(
             self.dirent_lo(d),
             dir,
             HAMMER_RECTYPE_DIRENTRY,
             HAMMER_MIN_KEY,
         );
+        self.scan_visible(&from, &to, asof)
+    }
+
+    fn scan_dir(&self, dir: i64, d: &HammerInodeData, asof: u64) -> Result<Vec<DirEntry>> {
         let mut out = Vec::new();
-        for e in self.scan_visible(&from, &to, asof)? {
+        for e in self.dir_entries(dir, d, asof)? {
             let data = self.record_data(&e)?;
             out.push(dirent_from(&e, &data)?);
         }
