@@ -31,6 +31,20 @@ fn small_volume(dir: &std::path::Path, size: u64) -> String {
     )
 }
 
+/// A 400 MiB volume in `dir`, opened read-write, and its path.
+fn open_small(dir: &std::path::Path) -> (Fs, String) {
+    let path = small_volume(dir, 400 << 20);
+    let fs = Fs::open(std::slice::from_ref(&path), false).unwrap();
+    (fs, path)
+}
+
+/// A new empty file `name` in the root directory.
+fn new_file(fs: &mut Fs, name: &[u8]) -> i64 {
+    fs.create(1, name, NewObject::File, 0o644, 0, 0)
+        .unwrap()
+        .ino
+}
+
 fn is_enospc(e: &Error) -> bool {
     matches!(e, Error::Fs(FsError::NoSpace))
 }
@@ -282,10 +296,7 @@ fn fsync_survives_crashes_through_redo() {
     let run = |crash_after: Option<usize>| -> (Arc<CrashDevice>, i64, usize, usize) {
         let dev = Arc::new(CrashDevice::new(base.clone()));
         let mut fs = open_crash(dev.clone()).unwrap();
-        let ino = fs
-            .create(1, b"f", NewObject::File, 0o644, 0, 0)
-            .unwrap()
-            .ino;
+        let ino = new_file(&mut fs, b"f");
         fs.write(ino, 0, &v1).unwrap();
         fs.sync().unwrap();
         fs.write(ino, 100, &v2[100..5000]).unwrap();
@@ -365,12 +376,8 @@ fn fsync_survives_crashes_through_redo() {
 /// A 400 MiB volume in `dir` holding one synced 1 MiB file of ones: the
 /// filesystem, the file, and the free big-blocks after that sync.
 fn synced_mib_file(dir: &std::path::Path) -> (Fs, i64, i64) {
-    let path = small_volume(dir, 400 << 20);
-    let mut fs = Fs::open(std::slice::from_ref(&path), false).unwrap();
-    let ino = fs
-        .create(1, b"f", NewObject::File, 0o644, 0, 0)
-        .unwrap()
-        .ino;
+    let (mut fs, _) = open_small(dir);
+    let ino = new_file(&mut fs, b"f");
     fs.write(ino, 0, &vec![1u8; 1 << 20]).unwrap();
     fs.sync().unwrap();
     let free = fs.volumes().header().vol0_stat_freebigblocks;
@@ -472,10 +479,7 @@ fn write_behind_reads_back_and_survives_a_lost_write() {
         fail_next_drain: Default::default(),
     });
     let mut fs = open_crash(dev.clone()).unwrap();
-    let ino = fs
-        .create(1, b"f", NewObject::File, 0o644, 0, 0)
-        .unwrap()
-        .ino;
+    let ino = new_file(&mut fs, b"f");
     // 16 KiB blocks below 1 MiB, 64 KiB blocks above; the last one in part.
     let mut rng = Rng(11);
     let data: Vec<u8> = (0..(3 << 20) + 5000).map(|_| rng.next() as u8).collect();
@@ -532,12 +536,8 @@ fn whole_rewrites_between_flushes_take_space_once() {
 #[test]
 fn partial_rewrites_read_back_now_and_as_of_before() {
     let t = tempfile::tempdir().unwrap();
-    let path = small_volume(t.path(), 400 << 20);
-    let mut fs = Fs::open(std::slice::from_ref(&path), false).unwrap();
-    let ino = fs
-        .create(1, b"f", NewObject::File, 0o644, 0, 0)
-        .unwrap()
-        .ino;
+    let (mut fs, _) = open_small(t.path());
+    let ino = new_file(&mut fs, b"f");
     // 3 MiB and a bit: 16 KiB records below 1 MiB, 64 KiB records above,
     // and a last block that the end of the file cuts.
     let len = (3usize << 20) + 5000;
@@ -638,10 +638,7 @@ fn corrupt_file_data_is_an_error_not_bytes() {
         .collect();
     {
         let mut fs = Fs::open(std::slice::from_ref(&path), false).unwrap();
-        let ino = fs
-            .create(1, b"f", NewObject::File, 0o644, 0, 0)
-            .unwrap()
-            .ino;
+        let ino = new_file(&mut fs, b"f");
         assert_eq!(
             ino,
             fs.lookup(1, b"f", HAMMER_MAX_TID).unwrap().unwrap().obj_id
@@ -688,16 +685,9 @@ fn corrupt_file_data_is_an_error_not_bytes() {
 #[test]
 fn record_index_follows_every_change() {
     let t = tempfile::tempdir().unwrap();
-    let path = small_volume(t.path(), 400 << 20);
-    let mut fs = Fs::open(std::slice::from_ref(&path), false).unwrap();
-    let a = fs
-        .create(1, b"a", NewObject::File, 0o644, 0, 0)
-        .unwrap()
-        .ino;
-    let b = fs
-        .create(1, b"b", NewObject::File, 0o644, 0, 0)
-        .unwrap()
-        .ino;
+    let (mut fs, _) = open_small(t.path());
+    let a = new_file(&mut fs, b"a");
+    let b = new_file(&mut fs, b"b");
     // 16 KiB records below 1 MiB, 64 KiB records above.
     let len = (1usize << 20) + 4 * 65536;
     let mut model_a: Vec<u8> = (0..len).map(|i| (i / 4096 % 241) as u8).collect();
@@ -781,8 +771,7 @@ fn record_index_follows_every_change() {
 #[test]
 fn short_dirty_blocks_read_as_whole_blocks() {
     let t = tempfile::tempdir().unwrap();
-    let path = small_volume(t.path(), 400 << 20);
-    let mut fs = Fs::open(std::slice::from_ref(&path), false).unwrap();
+    let (mut fs, path) = open_small(t.path());
     let mut files = Vec::new();
     for (name, steps) in [
         // 1 KiB: one small record.
@@ -797,10 +786,7 @@ fn short_dirty_blocks_read_as_whole_blocks() {
         // Above 1 MiB (64 KiB blocks).
         (b"big", &[(0, 1 << 20, 7), ((1 << 20) + 70_000, 9, 8)]),
     ] {
-        let ino = fs
-            .create(1, name, NewObject::File, 0o644, 0, 0)
-            .unwrap()
-            .ino;
+        let ino = new_file(&mut fs, name);
         let mut model = Vec::new();
         for &(off, n, b) in steps {
             fs.write(ino, off, &vec![b; n]).unwrap();
@@ -889,10 +875,7 @@ fn write_behind_lets_done_blocks_go_but_keeps_them_after_a_failure() {
         failed: false.into(),
     });
     let mut fs = open_crash(dev.clone()).unwrap();
-    let ino = fs
-        .create(1, b"f", NewObject::File, 0o644, 0, 0)
-        .unwrap()
-        .ino;
+    let ino = new_file(&mut fs, b"f");
     let mut rng = Rng(5);
     let data: Vec<u8> = (0..(3 << 20) + 5000).map(|_| rng.next() as u8).collect();
     let mut held = Vec::new();
